@@ -1,0 +1,81 @@
+"""The results of a study as read back from its Optuna storage: the input of the report.
+
+Everything here is rebuilt from the storage alone (``admtune.study.storage.load_results``); the
+report never needs the process that trained.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# Columns of runs.csv, in this order first (the report and the CI gate rely on them).
+RUNS_COLUMNS = [
+    "study", "baseline", "arm", "seed", "beta", "lr", "metric", "value", "status", "steps", "wall_s",
+]
+ARMS = ("trial", "adm_trial", "tuned", "default", "adm")
+EVAL_ARMS = ("adm", "tuned", "default")
+STATUSES = ("complete", "diverged", "failed", "pruned")
+
+
+@dataclass
+class Run:
+    """One training run (an Optuna trial): a tuning trial or an evaluation run."""
+
+    study: str
+    baseline: str          # "sgd" | "adamw"
+    arm: str               # trial | adm_trial | tuned | default | adm (workloads may add arms)
+    seed: int
+    beta: float | None     # None for AdM arms
+    lr: float
+    metric: str            # what `value` is: "<metric>" for eval runs, "val_<metric>" for trials
+    value: float | None    # None when diverged or failed; last reported value when pruned
+    status: str            # complete | diverged | failed | pruned
+    steps: int
+    wall_s: float
+    val_value: float | None = None   # validation metric (evaluation runs record it too)
+    trial_number: int = 0            # order within its Optuna study (tuning order for trials)
+    # Learning curve: {"step": [...], "train_loss": [...]} (downsampled, at most a few hundred points)
+    curve: dict[str, list[float]] = field(default_factory=dict)
+    # Validation metric at evaluation points: {"step": [...], "value": [...]}
+    val_curve: dict[str, list[float]] = field(default_factory=dict)
+    # AdM's β_t: {"step": [...], "names": [tensor or group names], "values": [[β per name] per step]}
+    beta_trace: dict[str, Any] | None = None
+    reason: str | None = None        # for failed runs: "interrupted", the exception text, ...
+
+    def row(self) -> dict[str, Any]:
+        return {c: getattr(self, c) for c in RUNS_COLUMNS}
+
+
+@dataclass
+class StudyResults:
+    name: str
+    spec: dict[str, Any]             # the resolved spec (after overrides), as plain TOML-able data
+    fingerprint: str
+    version: str                     # admtune version
+    versions: dict[str, str]         # python, torch, optuna, numpy, ... as recorded
+    device: str                      # e.g. "cpu" or "cuda:0 (NVIDIA H200)"
+    wall_s: float                    # sum of run wall times
+    command: str                     # the command that reproduces the study
+    runs: list[Run] = field(default_factory=list)
+
+    @property
+    def metric(self) -> str:
+        return self.spec["metric"]
+
+    @property
+    def direction(self) -> str:
+        return self.spec["direction"]
+
+    def runs_of(self, baseline: str, arm: str) -> list[Run]:
+        return sorted(
+            (r for r in self.runs if r.baseline == baseline and r.arm == arm),
+            key=lambda r: (r.trial_number, r.seed),
+        )
+
+    def frame(self):
+        """runs.csv as a pandas DataFrame (RUNS_COLUMNS first, then val_value, trial_number, reason)."""
+        import pandas as pd
+
+        cols = RUNS_COLUMNS + ["val_value", "trial_number", "reason"]
+        return pd.DataFrame([{c: getattr(r, c) for c in cols} for r in self.runs], columns=cols)
