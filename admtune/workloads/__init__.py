@@ -1,0 +1,66 @@
+"""Workloads: the bundled ones, and a user's own named as ``"mypkg.module:factory"``."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from ..errors import SpecError
+from .base import (
+    Diverged,
+    Pruned,
+    RunContext,
+    RunResult,
+    TrainConfig,
+    Workload,
+    make_scheduler,
+)
+
+# Bundled workloads, imported lazily so that `admtune list` does not import torchvision-sized code.
+BUNDLED: dict[str, str] = {
+    "logreg-digits": "admtune.workloads.convex:logreg_digits",
+    "convex-logreg": "admtune.workloads.convex:convex_logreg",
+    "convex-lsq": "admtune.workloads.convex:convex_lsq",
+    "convex-quad": "admtune.workloads.convex:convex_quad",
+    "mlp": "admtune.workloads.mlp:mlp",
+    "cifar": "admtune.workloads.cifar:cifar10",
+    "cifar10": "admtune.workloads.cifar:cifar10",
+    "cifar100": "admtune.workloads.cifar:cifar100",
+    "lm": "admtune.workloads.lm:lm",
+}
+
+
+def resolve_factory(name: str):
+    """The factory for a bundled workload name or a ``module:attribute`` path."""
+    target = BUNDLED.get(name, name)
+    if ":" not in target:
+        known = ", ".join(sorted(BUNDLED))
+        raise SpecError(
+            f"unknown workload {name!r}: use one of {known}, or 'package.module:factory'"
+        )
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise SpecError(f"workload {name!r}: cannot import module {module_name!r} ({exc})") from exc
+    factory = getattr(module, attr, None)
+    if factory is None or not callable(factory):
+        raise SpecError(f"workload {name!r}: module {module_name!r} has no callable {attr!r}")
+    return factory
+
+
+def get_workload(name: str, options: dict[str, Any] | None = None) -> Workload:
+    """Build the workload ``name`` with its ``[workload]`` options (validated by the factory)."""
+    factory = resolve_factory(name)
+    workload = factory(dict(options or {}))
+    if not hasattr(workload, "run") or not isinstance(getattr(workload, "metrics", None), dict):
+        raise SpecError(
+            f"workload {name!r}: the factory must return an object with a 'metrics' dict and a run(ctx) method"
+        )
+    return workload
+
+
+__all__ = [
+    "BUNDLED", "Diverged", "Pruned", "RunContext", "RunResult", "TrainConfig", "Workload",
+    "get_workload", "make_scheduler", "resolve_factory",
+]

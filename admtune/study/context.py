@@ -1,0 +1,210 @@
+"""One run's context: the arm's optimizer, the schedule, seeding, and the recorder of what happened.
+
+``RunRecorder`` is the engine's implementation of ``admtune.workloads.base.RunContext``. It keeps the
+per-step training loss and AdM's β_t as device tensors and synchronises with the host only every
+``check_every`` steps (to detect divergence), so recording costs no per-step sync on a GPU.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..workloads.base import Diverged, Pruned, TrainConfig, make_scheduler
+
+MAX_CURVE_POINTS = 200
+
+
+class Interrupted(Exception):
+    """The user asked to abort the current run (second Ctrl-C)."""
+
+
+@dataclass(frozen=True)
+class Arm:
+    """What distinguishes one run's optimizer from another's: the family and how β is chosen."""
+
+    baseline: str                # "sgd" | "adamw": the optimizer family
+    name: str                    # trial | adm_trial | tuned | default | adm | nowarmup ...
+    beta: float | None           # None: AdM chooses β_t itself
+    lr: float
+    weight_decay: float
+    warmup_steps: int = 0
+
+    @property
+    def is_adm(self) -> bool:
+        return self.beta is None
+
+
+def build_optimizer(params: Iterable[Any], arm: Arm) -> torch.optim.Optimizer:
+    """torch's SGD (heavy ball, EMA form) / AdamW with the arm's β, or the AdM counterpart."""
+    if arm.baseline == "sgd":
+        if arm.is_adm:
+            from ..optim import AdMSGD
+
+            return AdMSGD(params, lr=arm.lr, weight_decay=arm.weight_decay)
+        # dampening = β makes torch's buffer the EMA d ← βd + (1 − β)g, the form AdM generalises.
+        return torch.optim.SGD(
+            params, lr=arm.lr, momentum=arm.beta, dampening=arm.beta,
+            weight_decay=arm.weight_decay,
+        )
+    if arm.baseline == "adamw":
+        if arm.is_adm:
+            from ..optim import AdMAdamW
+
+            return AdMAdamW(params, lr=arm.lr, weight_decay=arm.weight_decay)
+        return torch.optim.AdamW(
+            params, lr=arm.lr, betas=(arm.beta, 0.999), weight_decay=arm.weight_decay
+        )
+    raise ValueError(f"unknown baseline {arm.baseline!r} (expected sgd or adamw)")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch's global generators (workloads should prefer ctx.generator)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _downsample(steps: list[int], values: np.ndarray, max_points: int) -> tuple[list, list]:
+    """Window means over at most ``max_points`` windows; the step of a window is its last step."""
+    n = len(steps)
+    if n <= max_points:
+        return list(map(int, steps)), values.tolist()
+    edges = np.linspace(0, n, max_points + 1).astype(int)
+    out_steps, out_vals = [], []
+    for a, b in zip(edges[:-1], edges[1:]):
+        if b > a:
+            out_steps.append(int(steps[b - 1]))
+            out_vals.append(np.nanmean(values[a:b], axis=0).tolist())
+    return out_steps, out_vals
+
+
+def _finite_or_none(x: Any) -> Any:
+    if isinstance(x, list):
+        return [_finite_or_none(v) for v in x]
+    return float(x) if math.isfinite(x) else None
+
+
+@dataclass
+class RunRecorder:
+    """The RunContext handed to a workload for one run (see admtune.workloads.base)."""
+
+    seed: int
+    device: torch.device
+    train: TrainConfig
+    options: dict[str, Any]
+    arm: Arm
+    # Called with (step, value) at evaluation points; returns True when the run should be pruned.
+    should_prune: Callable[[int, float], bool] | None = None
+    # Polled every step; returns True when the user asked to abort the run now.
+    abort_requested: Callable[[], bool] | None = None
+    check_every: int = 25
+
+    _loss_steps: list[int] = field(default_factory=list)
+    _losses: list[Any] = field(default_factory=list)
+    _beta_steps: list[int] = field(default_factory=list)
+    _betas: list[torch.Tensor] = field(default_factory=list)
+    _beta_names: list[str] = field(default_factory=list)
+    val_steps: list[int] = field(default_factory=list)
+    val_values: list[float] = field(default_factory=list)
+    _checked: int = 0
+    last_step: int = 0
+
+    # -- RunContext -----------------------------------------------------------------------------
+    def make_optimizer(self, params: Iterable[Any]) -> torch.optim.Optimizer:
+        return build_optimizer(params, self.arm)
+
+    def make_scheduler(self, optimizer: torch.optim.Optimizer, total_steps: int) -> Any:
+        return make_scheduler(optimizer, self.train.schedule, total_steps, self.arm.warmup_steps)
+
+    def generator(self, device: torch.device | str | None = None) -> torch.Generator:
+        g = torch.Generator(device=device if device is not None else "cpu")
+        g.manual_seed(self.seed)
+        return g
+
+    def log_step(self, step: int, loss: torch.Tensor | float, optimizer: torch.optim.Optimizer) -> None:
+        if self.abort_requested is not None and self.abort_requested():
+            raise Interrupted("interrupted")
+        self.last_step = step
+        self._loss_steps.append(step)
+        self._losses.append(loss.detach().float().reshape(()) if torch.is_tensor(loss) else float(loss))
+        betas = getattr(optimizer, "last_betas", None)
+        if betas:
+            if not self._beta_names:
+                self._beta_names = self._names_for(optimizer)
+            self._beta_steps.append(step)
+            self._betas.append(torch.cat([b.detach().float().reshape(-1) for b in betas]))
+        if len(self._losses) - self._checked >= self.check_every:
+            self._check_finite()
+
+    def report(self, step: int, validation_value: float) -> None:
+        value = float(validation_value)
+        self.val_steps.append(int(step))
+        self.val_values.append(value)
+        if not math.isfinite(value):
+            raise Diverged(f"validation metric is {value} at step {step}")
+        if self.should_prune is not None and self.should_prune(step, value):
+            raise Pruned(f"pruned at step {step}")
+
+    # -- engine side ----------------------------------------------------------------------------
+    def _check_finite(self) -> None:
+        pending = self._losses[self._checked:]
+        self._checked = len(self._losses)
+        if not pending:
+            return
+        values = torch.stack([torch.as_tensor(v, dtype=torch.float32).cpu() for v in pending])
+        if not bool(torch.isfinite(values).all()):
+            raise Diverged("training loss became NaN or infinite")
+
+    def finish(self) -> None:
+        """Final divergence check (call after the workload returns)."""
+        self._check_finite()
+
+    @staticmethod
+    def _names_for(optimizer: torch.optim.Optimizer) -> list[str]:
+        names = []
+        for gi, group in enumerate(optimizer.param_groups):
+            if getattr(optimizer, "defaults", {}).get("granularity", "tensor") == "global" or \
+                    group.get("granularity") == "global":
+                names.append(f"group{gi}")
+            else:
+                names.extend(
+                    f"g{gi}.p{pi} {tuple(p.shape)}" for pi, p in enumerate(group["params"])
+                )
+        return names
+
+    def curve(self) -> dict[str, list]:
+        if not self._losses:
+            return {"step": [], "train_loss": []}
+        values = np.array(
+            [float(v) if not torch.is_tensor(v) else v for v in self._losses_cpu()], dtype=float
+        )
+        steps, vals = _downsample(self._loss_steps, values, MAX_CURVE_POINTS)
+        return {"step": steps, "train_loss": _finite_or_none(vals)}
+
+    def _losses_cpu(self) -> list[float]:
+        tensors = [v for v in self._losses if torch.is_tensor(v)]
+        if not tensors:
+            return list(self._losses)
+        flat = torch.stack([torch.as_tensor(v, dtype=torch.float32).cpu() for v in self._losses])
+        return flat.tolist()
+
+    def val_curve(self) -> dict[str, list]:
+        return {"step": list(self.val_steps), "value": _finite_or_none(list(self.val_values))}
+
+    def beta_trace(self) -> dict[str, Any] | None:
+        if not self._betas:
+            return None
+        width = max(b.numel() for b in self._betas)
+        rows = [b.cpu() for b in self._betas if b.numel() == width]
+        steps = [s for s, b in zip(self._beta_steps, self._betas) if b.numel() == width]
+        values = torch.stack(rows).numpy().astype(float)
+        steps, vals = _downsample(steps, values, MAX_CURVE_POINTS)
+        names = self._beta_names if len(self._beta_names) == width else [f"b{i}" for i in range(width)]
+        return {"step": steps, "names": names, "values": _finite_or_none(vals)}
