@@ -370,3 +370,10 @@ def test_bound_semantics(mean, bound, maximize):
     if mean != bound:  # the line never shows the two as equal
         shown = o.message.split("observed AdM mean train_loss ")[1].split(" ")[0]
         assert math.isclose(float(shown), mean, rel_tol=1e-3) and float(shown) != bound
+
+
+def test_project_expectations_file_is_valid():
+    """studies/quick.expect.toml (what the project promises on quick) stays a valid file."""
+    path = check.Path(__file__).resolve().parents[1] / "studies" / "quick.expect.toml"
+    exp = check.load_expectations(path)
+    assert set(exp.baselines) <= set(check.BASELINES)
