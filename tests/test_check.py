@@ -377,3 +377,17 @@ def test_project_expectations_file_is_valid():
     path = check.Path(__file__).resolve().parents[1] / "studies" / "quick.expect.toml"
     exp = check.load_expectations(path)
     assert set(exp.baselines) <= set(check.BASELINES)
+
+
+def test_github_actions_example():
+    """examples/github-actions.yml parses, runs the gate and always publishes the JUnit report."""
+    yaml = pytest.importorskip("yaml")
+    path = check.Path(__file__).resolve().parents[1] / "examples" / "github-actions.yml"
+    steps = yaml.safe_load(path.read_text(encoding="utf-8"))["jobs"]["gate"]["steps"]
+    runs = " ".join(s.get("run", "") for s in steps)
+    assert "admtune check quick" in runs and "--expect studies/quick.expect.toml" in runs
+    assert "--junit reports/junit.xml" in runs
+    (publish,) = [s for s in steps if s.get("uses", "").startswith("mikepenz/action-junit-report")]
+    assert publish["if"].startswith("always()")
+    assert publish["with"]["report_paths"] == "reports/junit.xml"
+    assert any(s.get("uses", "").startswith("actions/cache") for s in steps)
