@@ -21,10 +21,11 @@ Keys of a baseline table (each optional, at least one required):
 ``verdict``
     Allowed verdicts, among ``beats``, ``matches``, ``loses``, ``inconclusive``.
 ``adm_at_most`` / ``adm_at_least``
-    Bound on AdM's mean metric over its evaluation seeds (``adm.mean``). ``adm_at_most`` is only
-    valid when the study minimises its metric, ``adm_at_least`` only when it maximises it; using
-    the other one is a usage error (it would hold trivially or never). A mean of ``null`` (no
-    finished run) never meets a bound.
+    Bound on AdM's mean test metric over its evaluation seeds (``adm.mean``). ``adm_at_most`` is
+    only valid when the study minimises its metric, ``adm_at_least`` only when it maximises it;
+    using the other one is a usage error (it would hold trivially or never). The mean is over
+    the runs that finished, so pair it with ``max_diverged``; a mean of ``null`` (no finished
+    run) never meets a bound.
 ``max_diverged``
     A whole number >= 0: how many of AdM's evaluation runs may diverge (``adm.diverged``).
 ``diff_at_least``
@@ -122,6 +123,7 @@ class Outcome:
     observed: Any
     expected: Any
     message: str
+    detail: str = ""   # more context for the JUnit report (e.g. the report's verdict reason)
 
 
 # --------------------------------------------------------------------------------------------
@@ -394,9 +396,11 @@ def evaluate(summary: dict[str, Any], expectations: Expectations) -> list[Outcom
     outcomes: list[Outcome] = []
 
     def add(exp: BaselineExpectation, key: str, passed: bool, observed: Any, expected: Any,
-            text: str) -> None:
+            text: str, detail: str = "") -> None:
         name = f"{exp.baseline}.{key}"
-        outcomes.append(Outcome(exp.baseline, name, passed, observed, expected, f"{name}: {text}"))
+        outcomes.append(
+            Outcome(exp.baseline, name, passed, observed, expected, f"{name}: {text}", detail)
+        )
 
     for b, exp in expectations.baselines.items():
         if exp.verdict is not None:
@@ -408,8 +412,10 @@ def evaluate(summary: dict[str, Any], expectations: Expectations) -> list[Outcom
                     f" (AdM - tuned {_fmt(diff.get('mean'))}, 95% CI {_fmt(diff.get('ci'))}, "
                     "positive = AdM better)"
                 )
+            reason = summary["baselines"][b].get("reason")
             add(exp, "verdict", verdict in exp.verdict, verdict, exp.verdict,
-                f"observed {verdict}{context}, expected {_list_verdicts(exp.verdict)}")
+                f"observed {verdict}{context}, expected {_list_verdicts(exp.verdict)}",
+                reason if isinstance(reason, str) else "")
 
         for key, at_most in (("adm_at_most", True), ("adm_at_least", False)):
             bound = getattr(exp, key)
@@ -438,8 +444,11 @@ def evaluate(summary: dict[str, Any], expectations: Expectations) -> list[Outcom
 
         if exp.max_diverged is not None:
             diverged = _field(summary, b, "adm", "diverged")
-            n = summary["baselines"][b]["adm"].get("n")
-            of = f" of {_fmt(n)}" if n is not None else ""
+            adm = summary["baselines"][b]["adm"]
+            # n counts the finished runs; diverged (and excluded) ones come on top
+            parts = [adm.get("n"), diverged, adm.get("excluded", 0)]
+            total = sum(parts) if all(_is_number(x) for x in parts) else None
+            of = f" of {_fmt(total)}" if total is not None else ""
             ok = _is_number(diverged) and diverged <= exp.max_diverged
             add(exp, "max_diverged", ok, diverged, exp.max_diverged,
                 f"observed {_fmt(diverged)}{of} AdM runs diverged, "
@@ -509,6 +518,7 @@ def write_junit(
             })
             failure.text = (
                 f"{o.message}\nobserved: {_fmt(o.observed, 17)}\nexpected: {_fmt_expected(o)}"
+                + (f"\n{o.detail}" if o.detail else "")
             )
         ET.SubElement(case, "system-out").text = o.message
     _atomic_write_xml(root, Path(path))

@@ -23,6 +23,7 @@ BASE_SUMMARY = {
     "baselines": {
         "sgd": {
             "verdict": "matches",
+            "reason": "AdM-SGD matches tuned SGD within the margin (TOST p = 0.01).",
             "adm": {"mean": 0.25, "std": 0.01, "ci": [0.24, 0.26], "n": 5, "diverged": 0},
             "tuned": {"beta": 0.87, "mean": 0.251, "std": 0.01, "ci": [0.24, 0.26], "n": 5,
                       "diverged": 0},
@@ -35,7 +36,9 @@ BASE_SUMMARY = {
         },
         "adamw": {
             "verdict": "inconclusive",
-            "adm": {"mean": 0.31, "std": 0.02, "ci": [0.29, 0.33], "n": 5, "diverged": 1},
+            # n counts finished runs: 4 finished + 1 diverged of 5 seeds
+            "adm": {"mean": 0.31, "std": 0.02, "ci": [0.29, 0.33], "n": 4, "diverged": 1,
+                    "excluded": 0},
             "tuned": {"beta": 0.8, "mean": 0.30, "std": 0.02, "ci": [0.28, 0.32], "n": 5,
                       "diverged": 0},
             "default": {"beta": 0.9, "mean": 0.30, "std": 0.02, "ci": [0.28, 0.32], "n": 5,
@@ -257,7 +260,7 @@ def _parse(path):
 
 def test_junit_counts_failures(summary, write, tmp_path):
     summary["baselines"]["sgd"]["verdict"] = "loses"
-    summary["baselines"]["adamw"]["adm"]["diverged"] = 3
+    summary["baselines"]["adamw"]["adm"].update(n=2, diverged=3)
     text = GOOD + "max_diverged = 0\n"   # appended to [adamw]
     junit = tmp_path / "out" / "junit.xml"  # parent folder is created
     code, _ = _run(summary, write(text), junit=junit)
@@ -275,6 +278,7 @@ def test_junit_counts_failures(summary, write, tmp_path):
     assert suite.get("errors") == "0"
     assert suite.get("name") == "admtune.check.quick"
     assert "observed loses" in failed["sgd.verdict"].get("message")
+    assert "TOST p = 0.01" in failed["sgd.verdict"].text  # the report's reason, in the body
     assert "observed 3 of 5 AdM runs diverged, expected at most 0" in (
         failed["adamw.max_diverged"].get("message")
     )
@@ -391,3 +395,27 @@ def test_github_actions_example():
     assert publish["if"].startswith("always()")
     assert publish["with"]["report_paths"] == "reports/junit.xml"
     assert any(s.get("uses", "").startswith("actions/cache") for s in steps)
+
+
+def test_reads_the_summary_the_report_writes(tmp_path):
+    """Contract with admtune.report: every field the gate checks is in a real summary."""
+    analysis = pytest.importorskip("admtune.report.analysis")
+    fixtures = pytest.importorskip("tests.report_fixtures")
+    summary = json.loads(json.dumps(analysis.analyse(fixtures.synthetic_study())))
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    summary = check.load_summary(tmp_path)
+    key = "adm_at_most" if summary["direction"] == "minimize" else "adm_at_least"
+    tables = "".join(
+        f"[{b}]\nverdict = {list(check.VERDICTS)!r}\n{key} = 0.0\n"
+        f"diff_at_least = 0.0\nmax_diverged = 0\n"
+        for b in summary["baselines"]
+    )
+    outcomes = check.evaluate(summary, check.load_expectations(_write_to(tmp_path, tables)))
+    assert len(outcomes) == 4 * len(summary["baselines"])
+    assert all(o.passed for o in outcomes if o.name.endswith(".verdict"))
+
+
+def _write_to(folder, text):
+    path = folder / "e.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
