@@ -78,7 +78,7 @@ def _downsample(steps: list[int], values: np.ndarray, max_points: int) -> tuple[
         return list(map(int, steps)), values.tolist()
     edges = np.linspace(0, n, max_points + 1).astype(int)
     out_steps, out_vals = [], []
-    for a, b in zip(edges[:-1], edges[1:]):
+    for a, b in zip(edges[:-1], edges[1:], strict=True):
         if b > a:
             out_steps.append(int(steps[b - 1]))
             out_vals.append(np.nanmean(values[a:b], axis=0).tolist())
@@ -203,7 +203,7 @@ class RunRecorder:
             return None
         width = max(b.numel() for b in self._betas)
         rows = [b.cpu() for b in self._betas if b.numel() == width]
-        steps = [s for s, b in zip(self._beta_steps, self._betas) if b.numel() == width]
+        steps = [s for s, b in zip(self._beta_steps, self._betas, strict=True) if b.numel() == width]
         values = torch.stack(rows).numpy().astype(float)
         steps, vals = _downsample(steps, values, MAX_CURVE_POINTS)
         names = self._beta_names if len(self._beta_names) == width else [f"b{i}" for i in range(width)]

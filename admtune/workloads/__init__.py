@@ -55,7 +55,8 @@ def get_workload(name: str, options: dict[str, Any] | None = None) -> Workload:
     workload = factory(dict(options or {}))
     if not hasattr(workload, "run") or not isinstance(getattr(workload, "metrics", None), dict):
         raise SpecError(
-            f"workload {name!r}: the factory must return an object with a 'metrics' dict and a run(ctx) method"
+            f"workload {name!r}: the factory must return an object with a 'metrics' dict "
+            "and a run(ctx) method"
         )
     return workload
 

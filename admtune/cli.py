@@ -1,0 +1,250 @@
+"""The ``admtune`` command line: a thin Typer layer over ``admtune.study``, ``.report`` and ``.check``."""
+
+from __future__ import annotations
+
+import shlex
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from . import __version__
+from .errors import AdmtuneError, StorageError
+
+app = typer.Typer(
+    name="admtune",
+    help="Does adaptive memory (AdM) momentum, untuned, match or beat momentum whose β was tuned?",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"admtune {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Show the version and exit.")] = False,
+) -> None:
+    pass
+
+
+# --- shared options ----------------------------------------------------------------------------
+TrialsOpt = Annotated[int | None, typer.Option("--trials", help="Optuna trials per baseline (total, across resumes and workers).")]
+SeedsOpt = Annotated[int | None, typer.Option("--seeds", help="Fresh evaluation seeds per arm.")]
+StorageOpt = Annotated[str | None, typer.Option("--storage", help="Optuna storage URL [default: sqlite:///<out>/study.db].")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto | cpu | cuda | cuda:N.")]
+OutOpt = Annotated[Path | None, typer.Option("--out", help="Out folder [default: reports/NAME].")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a spec key by dotted path, e.g. --set train.epochs=1 (repeatable).")]
+PdfOpt = Annotated[bool, typer.Option("--pdf/--no-pdf", help="Also render report.pdf.")]
+
+
+class _ProgressEvents:
+    """Draws the engine's phases as Rich progress bars."""
+
+    def __init__(self, progress: Progress):
+        self.progress = progress
+        self.tasks: dict[str, Any] = {}
+        self.current = progress.add_task("", total=None, visible=False)
+
+    def phase(self, name: str, total: int, done: int) -> None:
+        if name not in self.tasks:
+            self.tasks[name] = self.progress.add_task(name, total=total)
+        self.progress.update(self.tasks[name], total=total, completed=done)
+
+    def run_started(self, label: str) -> None:
+        self.progress.update(self.current, description=f"[dim]{label}", visible=True)
+
+    def run_finished(self, label: str, status: str, value: float | None, wall_s: float) -> None:
+        if status in ("diverged", "failed"):
+            shown = {"diverged": "[yellow]diverged", "failed": "[red]failed"}[status]
+            self.progress.console.print(f"  {label}: {shown}[/] ({wall_s:.1f} s)")
+        self.progress.update(self.current, visible=False)
+
+    def waiting(self, reason: str) -> None:
+        self.progress.update(self.current, description=f"[dim]{reason}", visible=True)
+
+
+def _fail(exc: AdmtuneError) -> None:
+    err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=exc.exit_code)
+
+
+def _command_line() -> str:
+    return "admtune " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def _run_study(name: str, trials: int | None, seeds: int | None, storage: str | None,
+               device: str, out: Path | None, sets: list[str] | None, pdf: bool,
+               quiet: bool = False):
+    from .study import runner, spec
+    from .study.storage import mask_url
+
+    s = spec.load(name, sets or [], trials=trials, seeds=seeds)
+    stop = runner.StopFlag()
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        stop.request()
+        if stop.now:
+            err_console.print("[yellow]aborting the current run (it is recorded as interrupted)[/]")
+        else:
+            err_console.print("[yellow]stopping after the current run; Ctrl-C again to abort it[/]")
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    progress = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=err_console, disable=quiet, transient=False,
+    )
+    try:
+        with progress:
+            outcome = runner.run(
+                s, storage=storage, out=out, device=device, events=_ProgressEvents(progress),
+                stop=stop, command=_command_line(), pdf=pdf,
+            )
+    except runner.Interrupted:
+        err_console.print("[yellow]interrupted;[/] run the same command to resume")
+        raise typer.Exit(code=130) from None
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if not outcome.complete:
+        err_console.print(
+            f"stopped before the study finished; run the same command to resume "
+            f"(storage {mask_url(outcome.storage_url)})"
+        )
+        raise typer.Exit(code=130)
+    return outcome
+
+
+def _print_summary(out_dir: Path) -> None:
+    import json
+
+    summary_path = out_dir / "summary.json"
+    if summary_path.is_file():
+        from .report import verdict_table
+
+        console.print(verdict_table(json.loads(summary_path.read_text())))
+    for f in ("report.html", "report.pdf", "summary.json", "runs.csv"):
+        if (out_dir / f).is_file():
+            console.print(f"  [dim]{out_dir / f}[/]")
+
+
+@app.command()
+def study(
+    name: Annotated[str, typer.Argument(help="A study name (see `admtune list`) or a path to a .toml spec.")],
+    trials: TrialsOpt = None, seeds: SeedsOpt = None, storage: StorageOpt = None,
+    device: DeviceOpt = "auto", out: OutOpt = None, set_: SetOpt = None, pdf: PdfOpt = True,
+) -> None:
+    """Run or resume a study, then write its report (summary.json, report.html, report.pdf, runs.csv)."""
+    try:
+        outcome = _run_study(name, trials, seeds, storage, device, out, set_, pdf)
+    except AdmtuneError as exc:
+        _fail(exc)
+    _print_summary(outcome.out_dir)
+
+
+@app.command()
+def report(
+    name: Annotated[str, typer.Argument(help="The study name (as stored) or its spec path.")],
+    out: OutOpt = None, storage: StorageOpt = None, pdf: PdfOpt = True,
+) -> None:
+    """Rebuild a study's report from its storage alone (no training)."""
+    from .study import runner
+    from .study.storage import load_results, open_storage
+
+    try:
+        study_name = Path(name).stem if name.endswith(".toml") else name
+        out_dir = out or Path("reports") / study_name
+        url = storage or f"sqlite:///{(out_dir / 'study.db').resolve()}"
+        if storage is None and not (out_dir / "study.db").is_file():
+            raise StorageError(f"no stored study at {out_dir / 'study.db'}; run `admtune study {name}` first")
+        results = load_results(open_storage(url, heartbeat_interval=None), study_name)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        runner.write_outputs(results, out_dir, pdf=pdf)
+    except AdmtuneError as exc:
+        _fail(exc)
+    _print_summary(out_dir)
+
+
+@app.command("list")
+def list_() -> None:
+    """Show the studies: ./studies/*.toml first, then the ones shipped with admtune."""
+    from .study import spec
+
+    table = Table(title="admtune studies", title_justify="left")
+    table.add_column("study", style="bold")
+    table.add_column("workload")
+    table.add_column("metric")
+    table.add_column("description")
+    for stem, path in sorted(spec.spec_paths().items()):
+        try:
+            s = spec.load(str(path))
+            table.add_row(stem, s.workload, f"{s.metric} ({s.direction})", s.description)
+        except AdmtuneError as exc:
+            table.add_row(stem, "[red]invalid[/]", "", str(exc))
+    console.print(table)
+
+
+@app.command()
+def bench(
+    device: DeviceOpt = "cpu",
+    repeats: Annotated[int, typer.Option("--repeats", help="Timed steps per optimizer.")] = 30,
+) -> None:
+    """Time AdMSGD / AdMAdamW against torch's SGD / AdamW on a ResNet-18 parameter set."""
+    from . import bench as bench_mod
+    from .study.runner import resolve_device
+
+    try:
+        resolve_device(device)
+    except AdmtuneError as exc:
+        _fail(exc)
+    raise typer.Exit(code=bench_mod.main(["--device", device, "--repeats", str(repeats)]) or 0)
+
+
+@app.command()
+def check(
+    name: Annotated[str, typer.Argument(help="A study name or spec path.")],
+    expect: Annotated[Path, typer.Option("--expect", help="Expectations file (TOML).")],
+    junit: Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML here.")] = None,
+    from_: Annotated[Path | None, typer.Option("--from", help="Read this finished out folder; do not train.")] = None,
+    trials: TrialsOpt = None, seeds: SeedsOpt = None, storage: StorageOpt = None,
+    device: DeviceOpt = "auto", out: OutOpt = None, set_: SetOpt = None, pdf: PdfOpt = True,
+) -> None:
+    """Run (or read) a study and fail when AdM no longer meets the expectations: exit 0, 1 or 2."""
+    from . import check as check_mod
+
+    try:
+        expectations = check_mod.load_expectations(expect)
+        if from_ is not None:
+            summary = check_mod.load_summary(from_)
+        else:
+            outcome = _run_study(name, trials, seeds, storage, device, out, set_, pdf)
+            summary = check_mod.load_summary(outcome.out_dir)
+    except AdmtuneError as exc:
+        if junit is not None:
+            check_mod.write_junit_error(junit, f"admtune.check.{Path(name).stem}", str(exc))
+        _fail(exc)
+    raise typer.Exit(code=check_mod.run_check(summary, expectations, junit, console=console))
+
+
+def main() -> None:
+    try:
+        app()
+    except AdmtuneError as exc:  # anything that escaped a command: still one sentence, exit 2
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

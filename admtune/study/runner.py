@@ -1,0 +1,575 @@
+"""The study engine: tune β per baseline with Optuna, then run AdM, tuned β and β = 0.9 on fresh seeds.
+
+Every run is an Optuna trial in the storage, so any number of workers (processes, GPUs, machines)
+sharing one storage divide the work, and a killed study resumes where it stopped:
+
+- Tuning: one study per baseline; a worker asks for a trial only while fewer than ``trials`` count
+  (complete, pruned, diverged or running elsewhere). Crashed or interrupted trials do not count and are
+  replaced; a trial of a dead worker is failed by Optuna's heartbeat check and replaced too.
+- Evaluation: each planned run has a key (baseline, arm, seed) and is enqueued as a waiting trial
+  unless a live attempt exists; a worker pops waiting trials atomically. A duplicate (two workers
+  planned the same key at once) is noticed when popped and skipped, so each key completes once.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import threading
+import time
+import traceback
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+from optuna.trial import TrialState
+
+from .. import __version__
+from ..errors import AdmtuneError, DeviceError, SpecError
+from ..workloads import Diverged, Pruned, TrainConfig, get_workload
+from ..workloads.base import Workload
+from . import storage as st
+from .context import Arm, Interrupted, RunRecorder, seed_everything
+from .results import StudyResults
+from .spec import EXTRA_ARMS, FAMILIES, StudySpec, diff
+
+DEFAULT_BETA = 0.9
+TUNING_SEED_OFFSET = 10_000   # tuning seeds 10000, 10001, …; evaluation seeds 0 … K−1
+MAX_ATTEMPTS = 3              # a run that crashes this many times is recorded as failed
+POLL_S = 1.0                  # how often an idle worker looks for work finished elsewhere
+
+EVAL_ARM_NAMES = ("adm", "tuned", "default", *EXTRA_ARMS)
+
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+# Heartbeats with ask/tell are what we need (runs outlive a single optimize() call); Optuna only
+# warns that the feature is experimental.
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
+
+
+@dataclass
+class StopFlag:
+    """Set by the CLI's Ctrl-C handler: first press stops after the run, second aborts it."""
+
+    after_run: bool = False
+    now: bool = False
+
+    def request(self) -> None:
+        if self.after_run:
+            self.now = True
+        self.after_run = True
+
+
+class Events:
+    """What the engine tells its caller (the CLI draws progress bars from it). No-ops by default."""
+
+    def phase(self, name: str, total: int, done: int) -> None: ...
+    def run_started(self, label: str) -> None: ...
+    def run_finished(self, label: str, status: str, value: float | None, wall_s: float) -> None: ...
+    def waiting(self, reason: str) -> None: ...
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` → cuda if available else cpu; ``cuda``/``cuda:N`` must exist."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise DeviceError(f"--device {device!r} is not a device (use auto, cpu, cuda or cuda:N)") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(f"--device {device} was asked for, but no CUDA GPU is available here")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise DeviceError(
+                f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) are available"
+            )
+    elif dev.type not in ("cpu", "mps"):
+        raise DeviceError(f"--device {device!r} is not supported (use auto, cpu, cuda or cuda:N)")
+    return dev
+
+
+def describe_device(dev: torch.device) -> str:
+    if dev.type == "cuda":
+        return f"{dev} ({torch.cuda.get_device_name(dev)})"
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def versions() -> dict[str, str]:
+    import numpy
+
+    return {
+        "admtune": __version__, "python": platform.python_version(), "torch": torch.__version__,
+        "optuna": optuna.__version__, "numpy": numpy.__version__, "platform": platform.platform(),
+    }
+
+
+# --- the engine -------------------------------------------------------------------------------
+@dataclass
+class Engine:
+    spec: StudySpec
+    storage_url: str
+    device: torch.device
+    workload: Workload
+    command: str = ""
+    events: Events = field(default_factory=Events)
+    stop: StopFlag = field(default_factory=StopFlag)
+    heartbeat_interval: int | None = st.HEARTBEAT_INTERVAL
+    grace_period: int | None = st.GRACE_PERIOD
+
+    def __post_init__(self) -> None:
+        self.name = self.spec.name
+        self.storage = st.open_storage(
+            self.storage_url, heartbeat_interval=self.heartbeat_interval, grace_period=self.grace_period
+        )
+
+    # -- setup ------------------------------------------------------------------------------
+    def prepare(self) -> None:
+        """Create the studies (or check the stored fingerprint matches) before any training."""
+        fp = self.spec.fingerprint(__version__)
+        meta_name = st.meta_name(self.name)
+        if st.study_exists(self.storage, meta_name):
+            meta = optuna.load_study(study_name=meta_name, storage=self.storage).user_attrs
+            if meta.get("fingerprint") != fp:
+                old = json.loads(meta.get("spec", "{}"))
+                changes = diff(old, self.spec.data)
+                if meta.get("version") != __version__:
+                    changes.append(f"admtune version: {meta.get('version')} → {__version__}")
+                what = "; ".join(c.replace("workload_options.", "workload.") for c in changes[:4])
+                raise AdmtuneError(
+                    f"the storage already holds study {self.name!r} with a different spec "
+                    f"({what or 'fingerprint differs'}); use another --out or --storage to start afresh"
+                )
+        else:
+            meta = optuna.create_study(study_name=meta_name, storage=self.storage, load_if_exists=True)
+            attrs = {
+                "spec": json.dumps(self.spec.data, sort_keys=True), "fingerprint": fp,
+                "version": __version__, "versions": versions(), "device": describe_device(self.device),
+                "command": self.command, "admtune": "study",
+            }
+            for k, v in attrs.items():
+                meta.set_user_attr(k, v)
+        direction = self.spec.direction
+        for baseline in self.spec.baselines:
+            optuna.create_study(study_name=st.tune_name(self.name, baseline), storage=self.storage,
+                                direction=direction, load_if_exists=True)
+            if self.spec.tune["lr"]:
+                optuna.create_study(study_name=st.tune_name(self.name, baseline, adm=True),
+                                    storage=self.storage, direction=direction, load_if_exists=True)
+        optuna.create_study(study_name=st.eval_name(self.name), storage=self.storage,
+                            direction=direction, load_if_exists=True)
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _study(self, name: str, sampler: optuna.samplers.BaseSampler | None = None,
+               pruner: optuna.pruners.BasePruner | None = None) -> optuna.Study:
+        return optuna.load_study(study_name=name, storage=self.storage, sampler=sampler, pruner=pruner)
+
+    def _worst(self) -> float:
+        return math.inf if self.spec.direction == "minimize" else -math.inf
+
+    def _train_config(self, baseline: str, lr: float, warmup: int) -> TrainConfig:
+        t = self.spec.train
+        return TrainConfig(
+            batch_size=t["batch_size"], lr=lr, weight_decay=t["weight_decay"][baseline],
+            epochs=t["epochs"], steps=t["steps"], schedule=t["schedule"], warmup_steps=warmup,
+        )
+
+    def _arm(self, baseline: str, name: str, beta: float | None, lr: float | None = None) -> Arm:
+        adm = beta is None
+        warmup = self.spec.warmup_for(adm)
+        if name == "nowarmup":
+            warmup = 0
+        return Arm(baseline=baseline, name=name, beta=beta,
+                   lr=lr if lr is not None else self.spec.train["lr"][baseline],
+                   weight_decay=self.spec.train["weight_decay"][baseline], warmup_steps=warmup)
+
+    # -- one run -----------------------------------------------------------------------------
+    def execute(self, study: optuna.Study, trial: optuna.Trial, arm: Arm, seed: int,
+                prune: bool, label: str, extra_attrs: dict[str, Any]) -> None:
+        """Train one run as ``trial`` and tell the storage how it ended. Never raises for a
+        diverged, pruned or crashed run; re-raises Interrupted after recording it."""
+        metric = self.spec.metric
+        attrs: dict[str, Any] = {
+            "baseline": arm.baseline, "arm": arm.name, "seed": seed, "beta": arm.beta, "lr": arm.lr,
+            "metric": f"val_{metric}" if prune else metric, "device": str(self.device),
+            "warmup_steps": arm.warmup_steps, **extra_attrs,
+        }
+
+        def should_prune(step: int, value: float) -> bool:
+            trial.report(value, step)
+            return prune and self.spec.tune["pruner"] != "none" and trial.should_prune()
+
+        rec = RunRecorder(
+            seed=seed, device=self.device,
+            train=self._train_config(arm.baseline, arm.lr, arm.warmup_steps),
+            options=self.spec.workload_options, arm=arm, should_prune=should_prune,
+            abort_requested=lambda: self.stop.now,
+        )
+        self.events.run_started(label)
+        seed_everything(seed)
+        t0 = time.perf_counter()
+        state, value, error = TrialState.COMPLETE, None, None
+        with _Heartbeat(self.storage, trial._trial_id, self.heartbeat_interval):
+            try:
+                result = self.workload.run(rec)
+                rec.finish()
+                value = float(result.test[metric]) if not prune else float(result.validation[metric])
+                attrs.update(status="complete", value=value, steps=int(result.steps),
+                             val_value=float(result.validation[metric]))
+                attrs["metrics"] = {"validation": result.validation, "test": result.test}
+                if not math.isfinite(value):
+                    raise Diverged(f"{metric} is {value}")
+            except Diverged as exc:
+                attrs.update(status="diverged", value=None, val_value=None, reason=str(exc),
+                             steps=rec.last_step + 1)
+                value = self._worst()
+            except Pruned:
+                state = TrialState.PRUNED
+                attrs.update(status="pruned", steps=rec.last_step + 1,
+                             value=rec.val_values[-1] if rec.val_values else None)
+            except (Interrupted, KeyboardInterrupt):
+                state, error = TrialState.FAIL, Interrupted("interrupted")
+                attrs.update(status="failed", reason="interrupted", steps=rec.last_step + 1)
+            except Exception as exc:  # a crash: recorded, retried up to MAX_ATTEMPTS
+                state = TrialState.FAIL
+                last = traceback.format_exception_only(type(exc), exc)[-1].strip()
+                attrs.update(status="failed", reason=last[:500], steps=rec.last_step + 1)
+                if isinstance(exc, AdmtuneError):
+                    error = exc  # bad data or options: the same on every attempt, so stop
+        wall = time.perf_counter() - t0
+        attrs.update(wall_s=round(wall, 4), curve=rec.curve(), val_curve=rec.val_curve(),
+                     beta_trace=_round_trace(rec.beta_trace()))
+        for k, v in attrs.items():
+            trial.set_user_attr(k, v)
+        if state == TrialState.COMPLETE:
+            study.tell(trial, value)
+        else:
+            study.tell(trial, state=state)
+        shown = None if attrs.get("value") is None else float(attrs["value"])
+        self.events.run_finished(label, attrs["status"], shown, wall)
+        if error is not None:
+            raise error
+
+    # -- tuning ------------------------------------------------------------------------------
+    def _sampler(self, n_existing: int, salt: int) -> optuna.samplers.BaseSampler:
+        # Re-seeded from the history's length so a resumed study suggests what an uninterrupted
+        # one would have (single worker).
+        seed = 1_000_003 * salt + n_existing
+        if self.spec.tune["sampler"] == "random":
+            return optuna.samplers.RandomSampler(seed=seed)
+        return optuna.samplers.TPESampler(seed=seed, multivariate=self.spec.tune["lr"])
+
+    def _pruner(self) -> optuna.pruners.BasePruner:
+        if self.spec.tune["pruner"] == "none":
+            return optuna.pruners.NopPruner()
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0)
+
+    def tuning_status(self, baseline: str, adm: bool) -> tuple[int, int, int]:
+        """(counted, running, failed) trials of a tuning study."""
+        trials = self._study(st.tune_name(self.name, baseline, adm)).get_trials(deepcopy=False)
+        counted = st.counted_tuning_trials(trials)
+        running = sum(t.state == TrialState.RUNNING for t in counted)
+        failed = sum(t.state == TrialState.FAIL and t.user_attrs.get("reason") != "interrupted"
+                     and not t.user_attrs.get("skipped") for t in trials)
+        return len(counted), running, failed
+
+    def tune(self, baseline: str, adm: bool = False) -> None:
+        """Run tuning trials until the budget counts ``trials`` (this worker's share)."""
+        sname = st.tune_name(self.name, baseline, adm)
+        budget = self.spec.trials
+        salt = (self.spec.baselines.index(baseline) + 1) * (2 if adm else 1)
+        u = self.spec.tune
+        while not self.stop.after_run:
+            probe = self._study(sname)
+            optuna.storages.fail_stale_trials(probe)
+            counted, _, failed = self.tuning_status(baseline, adm)
+            self.events.phase(f"tune {baseline}" + (" (AdM lr)" if adm else ""), budget, counted)
+            if counted >= budget:
+                return
+            if failed >= budget * MAX_ATTEMPTS:
+                raise AdmtuneError(f"tuning {baseline} crashed {failed} times; see runs.csv for the reasons")
+            study = self._study(sname, sampler=self._sampler(len(probe.trials), salt), pruner=self._pruner())
+            trial = study.ask()
+            # Another worker may have taken the last slot between our count and ask(): give it back.
+            live = st.counted_tuning_trials(study.get_trials(deepcopy=False))
+            if [t.number for t in live].index(trial.number) >= budget:
+                trial.set_user_attr("skipped", "budget already reached")
+                study.tell(trial, state=TrialState.FAIL)
+                continue
+            if adm:
+                beta = None
+            else:
+                one_minus = trial.suggest_float(
+                    "one_minus_beta", 1 - u["beta_high"], 1 - u["beta_low"], log=True
+                )
+                beta = 1.0 - one_minus
+            lr = None
+            if u["lr"]:
+                lo, hi = u["lr_range"][baseline]
+                lr = trial.suggest_float("lr", lo, hi, log=True)
+            arm = self._arm(baseline, "adm_trial" if adm else "trial", beta, lr)
+            seed = TUNING_SEED_OFFSET + trial.number
+            what = "AdM lr" if adm else f"β={beta:.4f}"
+            self.execute(study, trial, arm, seed, prune=True,
+                         label=f"tune {baseline} #{trial.number} {what}", extra_attrs={"kind": "tune"})
+
+    def best_tuning(self, baseline: str, adm: bool = False) -> tuple[float | None, float]:
+        """(β, lr) of the best complete, non-diverged tuning trial."""
+        study = self._study(st.tune_name(self.name, baseline, adm))
+        trials = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                  if t.user_attrs.get("status") == "complete" and t.value is not None
+                  and math.isfinite(t.value)]
+        if not trials:
+            what = "AdM's lr" if adm else "β"
+            raise AdmtuneError(
+                f"every tuning trial of {baseline} ({what}) diverged or failed, so there is nothing to "
+                f"evaluate; lower train.lr.{baseline} or narrow the tuning range"
+            )
+        pick = min if self.spec.direction == "minimize" else max
+        best = pick(trials, key=lambda t: (t.value, t.number) if pick is min else (t.value, -t.number))
+        return best.user_attrs.get("beta"), float(best.user_attrs["lr"])
+
+    # -- evaluation --------------------------------------------------------------------------
+    def plan(self) -> tuple[list[dict[str, Any]], bool]:
+        """The evaluation runs that can be planned now, and whether the plan is complete
+        (tuned arms need their tuning finished)."""
+        runs, complete = [], True
+        seeds = range(self.spec.seeds)
+        for baseline in self.spec.baselines:
+            lr0 = self.spec.train["lr"][baseline]
+            adm_lr: float | None = lr0
+            tuned: tuple[float | None, float] | None = None
+            if self.spec.tune["lr"]:
+                counted, running, _ = self.tuning_status(baseline, adm=True)
+                finished = counted >= self.spec.trials and not running
+                adm_lr = self.best_tuning(baseline, adm=True)[1] if finished else None
+            counted, running, _ = self.tuning_status(baseline, adm=False)
+            if counted >= self.spec.trials and not running:
+                tuned = self.best_tuning(baseline)
+            arms: list[tuple[str, float | None, float | None]] = [("default", DEFAULT_BETA, lr0)]
+            if adm_lr is not None:
+                arms.insert(0, ("adm", None, adm_lr))
+            else:
+                complete = False
+            if tuned is not None:
+                arms.insert(1, ("tuned", tuned[0], tuned[1]))
+                for extra in self.spec.extra_arms:
+                    arms.append((extra, tuned[0], tuned[1]))
+            else:
+                complete = False
+            for arm, beta, lr in arms:
+                for seed in seeds:
+                    runs.append({"key": f"{baseline}/{arm}/{seed}", "baseline": baseline,
+                                 "arm": arm, "seed": seed, "beta": beta, "lr": lr})
+        return runs, complete
+
+    def ensure_planned(self, planned: list[dict[str, Any]]) -> dict[str, str]:
+        """Enqueue each planned key that has no live attempt; returns key → state summary."""
+        study = self._study(st.eval_name(self.name))
+        optuna.storages.fail_stale_trials(study)
+        by_key: dict[str, list] = {}
+        for t in study.get_trials(deepcopy=False):
+            if "key" in t.user_attrs and not t.user_attrs.get("skipped"):
+                by_key.setdefault(t.user_attrs["key"], []).append(t)
+        states: dict[str, str] = {}
+        for run in planned:
+            attempts = by_key.get(run["key"], [])
+            if any(t.state == TrialState.COMPLETE for t in attempts):
+                states[run["key"]] = "complete"
+            elif any(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in attempts):
+                states[run["key"]] = "live"
+            elif sum(t.user_attrs.get("reason") not in (None, "interrupted")
+                     for t in attempts) >= MAX_ATTEMPTS:
+                states[run["key"]] = "failed"
+            else:
+                params = {"key": run["key"]}
+                study.enqueue_trial(params, user_attrs={k: v for k, v in run.items()})
+                states[run["key"]] = "live"
+        return states
+
+    def evaluate(self) -> bool:
+        """Run waiting evaluation runs until the plan is done; True when every planned run ended."""
+        while not self.stop.after_run:
+            planned, plan_complete = self.plan()
+            states = self.ensure_planned(planned)
+            done = sum(s in ("complete", "failed") for s in states.values())
+            total = self.spec.seeds * len(self.spec.baselines) * (3 + len(self.spec.extra_arms))
+            self.events.phase("evaluate", total, done)
+            if plan_complete and done == len(planned):
+                return True
+            study = self._study(st.eval_name(self.name))
+            if not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+                self.events.waiting("waiting for runs of other workers")
+                time.sleep(POLL_S)
+                continue
+            trial = study.ask()
+            run = dict(trial.user_attrs)
+            key = run.get("key")
+            if key is None:  # lost a race for the last waiting run: a fresh, empty trial
+                trial.set_user_attr("skipped", "no planned run left")
+                study.tell(trial, state=TrialState.FAIL)
+                continue
+            # Params make the runs legible in Optuna's own tools (dashboard, CLI).
+            trial.suggest_categorical("baseline", list(FAMILIES))
+            trial.suggest_categorical("arm", list(EVAL_ARM_NAMES))
+            trial.suggest_int("seed", 0, 2**31 - 1)
+            if self._duplicate(study, trial.number, key):
+                trial.set_user_attr("skipped", "duplicate of another attempt")
+                study.tell(trial, state=TrialState.FAIL)
+                continue
+            arm = self._arm(run["baseline"], run["arm"], run["beta"], run["lr"])
+            self.execute(study, trial, arm, int(run["seed"]), prune=False,
+                         label=f"eval {key}", extra_attrs={"kind": "eval", "key": key})
+        return False
+
+    @staticmethod
+    def _duplicate(study: optuna.Study, number: int, key: str) -> bool:
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)):
+            if t.number != number and t.user_attrs.get("key") == key and not t.user_attrs.get("skipped"):
+                if t.state == TrialState.COMPLETE or t.number < number:
+                    return True
+        return False
+
+    # -- everything --------------------------------------------------------------------------
+    def run(self) -> bool:
+        """Tune every baseline, then evaluate. True when the study is complete."""
+        self.prepare()
+        for baseline in self.spec.baselines:
+            self.tune(baseline)
+            if self.spec.tune["lr"]:
+                self.tune(baseline, adm=True)
+        if self.stop.after_run:
+            return False
+        return self.evaluate()
+
+    def results(self) -> StudyResults:
+        return st.load_results(self.storage, self.name)
+
+
+class _Heartbeat:
+    """Records the trial's heartbeat from a thread while it runs (Optuna's stale-trial detection)."""
+
+    def __init__(self, storage: optuna.storages.BaseStorage, trial_id: int, interval: int | None):
+        self.storage, self.trial_id, self.interval = storage, trial_id, interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _beat(self) -> None:
+        while True:
+            try:
+                self.storage.record_heartbeat(self.trial_id)
+            except Exception:  # a transient storage error must not kill the run
+                pass
+            if self._stop.wait(self.interval):
+                return
+
+    def __enter__(self) -> _Heartbeat:
+        if self.interval and hasattr(self.storage, "record_heartbeat"):
+            self._thread = threading.Thread(target=self._beat, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+
+def _round_trace(trace: dict[str, Any] | None, digits: int = 5) -> dict[str, Any] | None:
+    if trace is None:
+        return None
+    vals = [[None if v is None else round(v, digits) for v in row] for row in trace["values"]]
+    return {**trace, "values": vals}
+
+
+# --- the Python API ---------------------------------------------------------------------------
+@dataclass
+class Outcome:
+    complete: bool
+    results: StudyResults | None
+    out_dir: Path
+    storage_url: str
+
+
+def prepare_engine(spec: StudySpec, *, storage: str | None = None, out: str | Path | None = None,
+                   device: str = "auto", events: Events | None = None, stop: StopFlag | None = None,
+                   command: str = "", heartbeat_interval: int | None = st.HEARTBEAT_INTERVAL,
+                   grace_period: int | None = st.GRACE_PERIOD) -> tuple[Engine, Path]:
+    """Validate everything that can be known before training (workload, metric, device, storage)."""
+    workload = get_workload(spec.workload, spec.workload_options)
+    if spec.metric not in workload.metrics:
+        raise SpecError(
+            f"metric {spec.metric!r} is not reported by workload {spec.workload!r} "
+            f"(it reports: {', '.join(workload.metrics)})"
+        )
+    if workload.metrics[spec.metric] != spec.direction:
+        raise SpecError(
+            f"direction must be {workload.metrics[spec.metric]!r} for metric {spec.metric!r}, "
+            f"got {spec.direction!r}"
+        )
+    dev = resolve_device(device)
+    out_dir = Path(out) if out is not None else Path("reports") / spec.name
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise AdmtuneError(f"cannot create the out folder {out_dir}: {exc.strerror}") from None
+    if not os.access(out_dir, os.W_OK):
+        raise AdmtuneError(f"the out folder {out_dir} is not writable")
+    url = storage or st.default_url(out_dir)
+    engine = Engine(spec=spec, storage_url=url, device=dev, workload=workload, command=command,
+                    events=events or Events(), stop=stop or StopFlag(),
+                    heartbeat_interval=heartbeat_interval, grace_period=grace_period)
+    return engine, out_dir
+
+
+def run(spec: StudySpec, *, storage: str | None = None, out: str | Path | None = None,
+        device: str = "auto", events: Events | None = None, stop: StopFlag | None = None,
+        command: str = "", report: bool = True, pdf: bool = True,
+        heartbeat_interval: int | None = st.HEARTBEAT_INTERVAL,
+        grace_period: int | None = st.GRACE_PERIOD) -> Outcome:
+    """Run or resume a study; when every run has ended, write its report into the out folder.
+
+    Example::
+
+        from admtune.study import spec, runner
+        outcome = runner.run(spec.load("quick", ["train.epochs=2"]), device="cpu")
+        print(outcome.results.frame())
+    """
+    engine, out_dir = prepare_engine(
+        spec, storage=storage, out=out, device=device, events=events, stop=stop, command=command,
+        heartbeat_interval=heartbeat_interval, grace_period=grace_period,
+    )
+    complete = engine.run()
+    results = engine.results()
+    if complete and report:
+        write_outputs(results, out_dir, pdf=pdf)
+    elif report:
+        write_runs_csv(results, out_dir)
+    return Outcome(complete=complete, results=results, out_dir=out_dir, storage_url=engine.storage_url)
+
+
+def write_runs_csv(results: StudyResults, out_dir: Path) -> Path:
+    path = Path(out_dir) / "runs.csv"
+    tmp = path.with_suffix(".csv.tmp")
+    results.frame().to_csv(tmp, index=False)
+    os.replace(tmp, path)
+    return path
+
+
+def write_outputs(results: StudyResults, out_dir: Path, pdf: bool = True) -> dict[str, Any] | None:
+    """runs.csv, and the report (summary.json, report.html, report.pdf) when the report module exists."""
+    write_runs_csv(results, out_dir)
+    try:
+        from ..report import write_report
+    except ImportError:  # pragma: no cover - the report module ships with the package
+        return None
+    return write_report(results, Path(out_dir), pdf=pdf)
+
+
+__all__ = ["Engine", "Events", "Outcome", "StopFlag", "prepare_engine", "resolve_device", "run",
+           "write_outputs"]

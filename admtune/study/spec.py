@@ -1,0 +1,409 @@
+"""Study specs: parse a TOML file, apply ``--set`` overrides, validate, fingerprint.
+
+Every check names the offending key in one sentence (``SpecError``) before anything runs.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import re
+import sys
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from ..errors import SpecError
+
+FAMILIES = ("sgd", "adamw")
+EXTRA_ARMS = ("nowarmup",)
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+# --- the schema -------------------------------------------------------------------------------
+# key -> (kind, default, required). Kinds are checked by `_check`; `...` marks "no default".
+TOP = {
+    "name": ("name", ..., True),
+    "description": ("str", "", False),
+    "workload": ("str", ..., True),
+    "metric": ("str", ..., True),
+    "direction": (("minimize", "maximize"), ..., True),
+    "margin": ("pos_float", ..., True),
+    "alpha": ("prob", 0.05, False),
+    "baselines": ("baselines", ["sgd", "adamw"], False),
+    "trials": ("pos_int", 20, False),
+    "seeds": ("seeds", 5, False),
+    "extra_arms": ("extra_arms", [], False),
+    "train": ("table", {}, True),
+    "tune": ("table", {}, False),
+    "workload_options": ("table", {}, False),  # the [workload] table's options (all but name)
+}
+TRAIN = {
+    "epochs": ("pos_float", None, False),
+    "steps": ("pos_int", None, False),
+    "batch_size": ("nonneg_int", ..., True),
+    "lr": ("family_pos_float", ..., True),
+    "weight_decay": ("family_nonneg_float", {"sgd": 0.0, "adamw": 0.0}, False),
+    "schedule": (("constant", "cosine", "linear"), "constant", False),
+    "warmup_steps": ("nonneg_int", 0, False),
+    "adm_warmup_steps": ("nonneg_int", None, False),
+}
+TUNE = {
+    "beta_low": ("beta", 0.0, False),
+    "beta_high": ("beta", 0.999, False),
+    "lr": ("bool", False, False),
+    "lr_range": ("family_range", None, False),
+    "sampler": (("tpe", "random"), "tpe", False),
+    "pruner": (("median", "none"), "median", False),
+}
+TABLES = {"train": TRAIN, "tune": TUNE}
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """A validated study spec; ``data`` is the canonical plain-data form (what is fingerprinted)."""
+
+    data: dict[str, Any]
+    source: str = ""  # where it came from (path or packaged name)
+
+    def __getattr__(self, key: str) -> Any:  # spec.name, spec.train["lr"], ...
+        try:
+            return self.__dict__["data"][key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+    @property
+    def train(self) -> dict[str, Any]:
+        return self.data["train"]
+
+    @property
+    def tune(self) -> dict[str, Any]:
+        return self.data["tune"]
+
+    @property
+    def workload_options(self) -> dict[str, Any]:
+        return self.data["workload_options"]
+
+    def warmup_for(self, adm: bool) -> int:
+        t = self.train
+        if adm and t.get("adm_warmup_steps") is not None:
+            return int(t["adm_warmup_steps"])
+        return int(t["warmup_steps"])
+
+    def fingerprint(self, version: str) -> str:
+        return fingerprint(self.data, version)
+
+    def to_toml_dict(self) -> dict[str, Any]:
+        """The spec in its file layout ([workload] table, None values dropped)."""
+        out = {k: v for k, v in self.data.items() if k != "workload_options" and v is not None}
+        out["train"] = {k: v for k, v in self.train.items() if v is not None}
+        out["tune"] = {k: v for k, v in self.tune.items() if v is not None}
+        out["workload"] = {"name": self.data["workload"], **self.workload_options}
+        return out
+
+
+# --- public functions -------------------------------------------------------------------------
+def packaged_specs_dir() -> Path | None:
+    """Where the specs shipped with the package live (wheel), or the source tree's studies/."""
+    try:
+        d = resources.files("admtune") / "_studies"
+        if d.is_dir():
+            return Path(str(d))
+    except (ModuleNotFoundError, FileNotFoundError):  # pragma: no cover
+        pass
+    src = Path(__file__).resolve().parents[2] / "studies"
+    return src if src.is_dir() else None
+
+
+def spec_paths() -> dict[str, Path]:
+    """Every study visible by name: ./studies/*.toml first, then the packaged ones."""
+    found: dict[str, Path] = {}
+    for d in (Path.cwd() / "studies", packaged_specs_dir()):
+        if d is None or not d.is_dir():
+            continue
+        for p in sorted(d.glob("*.toml")):
+            if p.name.endswith(".expect.toml"):
+                continue
+            found.setdefault(p.stem, p)
+    return found
+
+
+def resolve(name_or_path: str) -> Path:
+    """NAME → ./studies/NAME.toml, then the packaged spec; an existing *.toml path is taken as is."""
+    p = Path(name_or_path)
+    if name_or_path.endswith(".toml") or p.suffix == ".toml":
+        if not p.is_file():
+            raise SpecError(f"study file {name_or_path!r} does not exist")
+        return p
+    if not NAME_RE.match(name_or_path) or ".." in name_or_path:
+        raise SpecError(
+            f"study name {name_or_path!r} is not valid: use letters, digits, '-', '_' or '.', "
+            "or give a path to a .toml file"
+        )
+    found = spec_paths().get(name_or_path)
+    if found is None:
+        known = ", ".join(sorted(spec_paths())) or "none"
+        raise SpecError(f"unknown study {name_or_path!r} (known: {known})")
+    return found
+
+
+def load(name_or_path: str, overrides: list[str] | dict[str, Any] | None = None,
+         **top_overrides: Any) -> StudySpec:
+    """Read, override and validate a spec. ``top_overrides`` (trials=…, seeds=…) apply last."""
+    path = resolve(name_or_path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: malformed TOML ({exc})") from None
+    except OSError as exc:
+        raise SpecError(f"cannot read study file {path}: {exc.strerror}") from None
+    return from_dict(raw, overrides, source=str(path), **top_overrides)
+
+
+def from_dict(raw: dict[str, Any], overrides: list[str] | dict[str, Any] | None = None,
+              source: str = "", **top_overrides: Any) -> StudySpec:
+    data = _normalise(copy.deepcopy(raw))
+    items = parse_overrides(overrides) if not isinstance(overrides, dict) else dict(overrides)
+    for key, value in items.items():
+        _apply_override(data, key, value)
+    for key, value in top_overrides.items():
+        if value is not None:
+            data[key] = value
+    return StudySpec(validate(data), source=source)
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, Any]:
+    """``["train.epochs=1", "workload.data_dir=/d"]`` → ``{"train.epochs": 1, ...}`` (TOML values;
+    a value that is not valid TOML is taken as a string)."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise SpecError(f"--set {item!r}: expected KEY=VALUE, e.g. --set train.epochs=1")
+        out[key] = _parse_value(text.strip())
+    return out
+
+
+def fingerprint(data: dict[str, Any], version: str) -> str:
+    """sha256 of the canonical spec (without its description) and the package version."""
+    payload = {k: v for k, v in data.items() if k != "description"}
+    blob = json.dumps({"spec": payload, "version": version}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """Human-readable differences between two canonical specs: ``["train.epochs: 10 → 1"]``."""
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        path = f"{prefix}{key}"
+        if isinstance(a, dict) and isinstance(b, dict):
+            out.extend(diff(a, b, path + "."))
+        elif a != b:
+            out.append(f"{path}: {a!r} → {b!r}")
+    return out
+
+
+# --- internals --------------------------------------------------------------------------------
+def _normalise(data: dict[str, Any]) -> dict[str, Any]:
+    """``[workload]`` with ``name = …`` and options → ``workload`` (the name) + ``workload_options``.
+
+    TOML cannot hold ``workload = "name"`` and a ``[workload]`` table at once, so a spec either
+    names a workload without options (``workload = "quick"``) or writes the table with a ``name``.
+    """
+    if not isinstance(data, dict):
+        raise SpecError("a study spec must be a TOML table")
+    if "workload_options" in data:
+        _fail("workload_options", "is not a known key (put workload options under [workload])")
+    w = data.get("workload")
+    if isinstance(w, dict):
+        w = dict(w)
+        if "name" not in w:
+            _fail("workload.name", "is required (the bundled workload or 'package.module:factory')")
+        data["workload"] = w.pop("name")
+        data["workload_options"] = w
+    return data
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _apply_override(data: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    if parts == ["workload", "name"]:
+        parts = ["workload"]
+    elif parts[0] == "workload" and len(parts) > 1:
+        parts[0] = "workload_options"
+        data.setdefault("workload_options", {})
+    schema: dict[str, Any] | None = TOP
+    node = data
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        if schema is not None and part not in schema:
+            raise SpecError(f"--set {key}: unknown key {part!r}")
+        if last:
+            node[part] = value
+            return
+        sub = node.setdefault(part, {})
+        if not isinstance(sub, dict):
+            raise SpecError(f"--set {key}: {'.'.join(parts[:depth + 1])} is not a table")
+        node = sub
+        if part in TABLES and schema is TOP:
+            schema = TABLES[part]
+        elif part == "workload_options":
+            schema = None  # validated by the workload's factory
+        elif schema is not None and schema.get(part, ("",))[0].startswith("family"):
+            schema = {f: None for f in FAMILIES}
+        else:
+            schema = None
+
+
+def _fail(key: str, msg: str) -> None:
+    raise SpecError(f"{key} {msg}")
+
+
+def _num(key: str, v: Any, *, integer: bool = False) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or (integer and not isinstance(v, int)):
+        _fail(key, f"must be {'an integer' if integer else 'a number'}, got {v!r}")
+    if not math.isfinite(v):
+        _fail(key, f"must be finite, got {v!r}")
+    return v
+
+
+def _check(key: str, kind: Any, v: Any, baselines: list[str]) -> Any:
+    if isinstance(kind, tuple):
+        if v not in kind:
+            _fail(key, f"must be one of {', '.join(kind)}, got {v!r}")
+        return v
+    if kind == "name":
+        if not isinstance(v, str) or not NAME_RE.match(v) or ".." in v:
+            _fail(key, f"must be a short name of letters, digits, '-', '_' or '.', got {v!r}")
+        return v
+    if kind == "str":
+        if not isinstance(v, str):
+            _fail(key, f"must be a string, got {v!r}")
+        return v
+    if kind == "bool":
+        if not isinstance(v, bool):
+            _fail(key, f"must be true or false, got {v!r}")
+        return v
+    if kind == "table":
+        if not isinstance(v, dict):
+            _fail(key, f"must be a table, got {v!r}")
+        return v
+    if kind == "pos_float":
+        if _num(key, v) <= 0:
+            _fail(key, f"must be > 0, got {v!r}")
+        return float(v)
+    if kind == "prob":
+        if not 0 < _num(key, v) < 1:
+            _fail(key, f"must be in (0, 1), got {v!r}")
+        return float(v)
+    if kind == "beta":
+        if not 0 <= _num(key, v) < 1:
+            _fail(key, f"must be in [0, 1), got {v!r}")
+        return float(v)
+    if kind == "pos_int":
+        if _num(key, v, integer=True) < 1:
+            _fail(key, f"must be an integer ≥ 1, got {v!r}")
+        return int(v)
+    if kind == "nonneg_int":
+        if _num(key, v, integer=True) < 0:
+            _fail(key, f"must be an integer ≥ 0, got {v!r}")
+        return int(v)
+    if kind == "seeds":
+        if _num(key, v, integer=True) < 2:
+            _fail(key, f"must be an integer ≥ 2 (paired tests need at least two seeds), got {v!r}")
+        return int(v)
+    if kind == "baselines":
+        if (not isinstance(v, list) or not v or any(b not in FAMILIES for b in v)
+                or len(set(v)) != len(v)):
+            _fail(key, f"must be a non-empty list of distinct values from {list(FAMILIES)}, got {v!r}")
+        return list(v)
+    if kind == "extra_arms":
+        if not isinstance(v, list) or any(a not in EXTRA_ARMS for a in v) or len(set(v)) != len(v):
+            _fail(key, f"must be a list of distinct values from {list(EXTRA_ARMS)}, got {v!r}")
+        return list(v)
+    if kind.startswith("family"):
+        if not isinstance(v, dict):
+            if kind == "family_range":
+                _fail(key, f"must be a table like {{ sgd = [0.01, 1.0], adamw = [1e-4, 0.1] }}, got {v!r}")
+            v = {b: v for b in baselines}  # a single number applies to every family
+        out = {}
+        for fam, x in v.items():
+            if fam not in FAMILIES:
+                _fail(f"{key}.{fam}", f"is not an optimizer family (use {' or '.join(FAMILIES)})")
+            sub = f"{key}.{fam}"
+            if kind == "family_pos_float":
+                if _num(sub, x) <= 0:
+                    _fail(sub, f"must be > 0, got {x!r}")
+                out[fam] = float(x)
+            elif kind == "family_nonneg_float":
+                if _num(sub, x) < 0:
+                    _fail(sub, f"must be ≥ 0, got {x!r}")
+                out[fam] = float(x)
+            else:
+                if not (isinstance(x, list) and len(x) == 2):
+                    _fail(sub, f"must be [low, high], got {x!r}")
+                lo, hi = _num(sub, x[0]), _num(sub, x[1])
+                if not 0 < lo < hi:
+                    _fail(sub, f"must satisfy 0 < low < high, got {x!r}")
+                out[fam] = [float(lo), float(hi)]
+        for b in baselines:
+            if kind != "family_nonneg_float" and b not in out:
+                _fail(key, f"has no value for baseline {b!r}")
+            out.setdefault(b, 0.0)
+        return out
+    raise AssertionError(kind)  # pragma: no cover
+
+
+def _validate_table(prefix: str, raw: dict[str, Any], schema: dict[str, Any],
+                    baselines: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in raw:
+        if key not in schema:
+            _fail(f"{prefix}{key}", f"is not a known key (known: {', '.join(schema)})")
+    for key, (kind, default, required) in schema.items():
+        if key in raw:
+            out[key] = _check(f"{prefix}{key}", kind, raw[key], baselines)
+        elif required:
+            _fail(f"{prefix}{key}", "is required")
+        else:
+            out[key] = copy.deepcopy(default) if default is not ... else None
+    return out
+
+
+def validate(raw: dict[str, Any]) -> dict[str, Any]:
+    """The canonical spec (defaults filled in) or a SpecError naming the first bad key."""
+    if not isinstance(raw, dict):
+        raise SpecError("a study spec must be a TOML table")
+    baselines = raw.get("baselines", TOP["baselines"][1])
+    baselines = _check("baselines", "baselines", baselines, [])
+    data = _validate_table("", raw, TOP, baselines)
+    data["train"] = _validate_table("train.", data["train"], TRAIN, baselines)
+    data["tune"] = _validate_table("tune.", data["tune"], TUNE, baselines)
+    t, u = data["train"], data["tune"]
+    if (t["epochs"] is None) == (t["steps"] is None):
+        _fail("train.epochs", "or train.steps must be set (exactly one of them)")
+    if not u["beta_low"] < u["beta_high"]:
+        _fail("tune.beta_high", f"must be greater than tune.beta_low, got {u['beta_high']!r}")
+    if u["lr"] and u["lr_range"] is None:
+        _fail("tune.lr_range", "is required when tune.lr = true")
+    if not u["lr"] and u["lr_range"] is not None:
+        _fail("tune.lr_range", "is only used when tune.lr = true")
+    if "nowarmup" in data["extra_arms"] and t["warmup_steps"] == 0:
+        _fail("extra_arms", "contains 'nowarmup' but train.warmup_steps is 0")
+    return data
