@@ -1,0 +1,121 @@
+"""The statistical report of a study: summary.json, runs.csv, report.html and report.pdf.
+
+Built from :class:`admtune.study.results.StudyResults` alone (what the Optuna storage holds), so
+``admtune report NAME`` rebuilds it without training.
+
+- :func:`analyse` → the summary dict (the content of summary.json, JSON-safe: NaN → None);
+- :func:`write_report` → writes the four files atomically into a folder and returns the summary;
+- :func:`verdict_table` → a rich Table of the verdicts for the command line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from admtune.report.analysis import analyse  # noqa: F401  (public)
+from admtune.study.results import RUNS_COLUMNS, StudyResults
+
+__all__ = ["analyse", "write_report", "verdict_table", "render_report", "atomic_write"]
+
+VERDICT_STYLES = {"beats": "bold green", "matches": "bold blue", "loses": "bold red",
+                  "inconclusive": "bold"}
+
+
+def atomic_write(path: Path, data: str | bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def render_report(results: StudyResults) -> tuple[dict[str, Any], str]:
+    """(summary, report HTML) of a study, nothing written."""
+    from admtune.report import analysis, figures, render
+
+    data = analysis.collect(results)
+    summary = analysis._clean(analysis._analyse(results, data))
+    extras = analysis.extra_arms(data)
+    figs = figures.all_figures(data, summary, results.spec, extras)
+    html = render.render_html(render.build_context(results, summary, data, figs, extras))
+    return summary, html
+
+
+def runs_csv(results: StudyResults) -> str:
+    """runs.csv: one row per run, RUNS_COLUMNS first (then val_value, trial_number, reason)."""
+    frame = results.frame()
+    cols = RUNS_COLUMNS + [c for c in frame.columns if c not in RUNS_COLUMNS]
+    return frame[cols].to_csv(index=False, lineterminator="\n")
+
+
+def write_report(results: StudyResults, out_dir: Path, pdf: bool = True) -> dict[str, Any]:
+    """Write summary.json, runs.csv, report.html (and report.pdf) into ``out_dir``; return the summary.
+
+    Each file is written atomically. With ``pdf=False`` an existing report.pdf is left as it is.
+    """
+    from admtune.report import render
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary, html = render_report(results)
+    atomic_write(out_dir / "summary.json",
+                 json.dumps(summary, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+    atomic_write(out_dir / "runs.csv", runs_csv(results))
+    atomic_write(out_dir / "report.html", html)
+    if pdf:
+        atomic_write(out_dir / "report.pdf", render.render_pdf(html))
+    return summary
+
+
+def verdict_table(summary: dict[str, Any]):
+    """The verdicts of a summary as a rich Table (one row per baseline)."""
+    from rich.table import Table
+
+    from admtune.report.analysis import adm_name, baseline_name, fmt, fmt_ci, fmt_p
+
+    direction = "lower" if summary.get("direction") == "minimize" else "higher"
+    table = Table(
+        title=f"{summary.get('study')}: AdM vs tuned β on {summary.get('metric')} "
+              f"({direction} is better)",
+        caption=f"Δ: mean paired difference, positive = AdM better; α = {summary.get('alpha')}, "
+                f"δ = {summary.get('margin')}; p Holm-adjusted.",
+    )
+    for col, kw in [("baseline", {}), ("verdict", {}), ("AdM mean", {"justify": "right"}),
+                    ("tuned β", {"justify": "right"}), ("tuned mean", {"justify": "right"}),
+                    ("Δ [95% CI]", {"justify": "right"}), ("p better/worse", {"justify": "right"}),
+                    ("TOST p", {"justify": "right"}), ("diverged", {"justify": "right"}),
+                    ("trials to match", {"justify": "right"}), ("seeds", {"justify": "right"})]:
+        table.add_column(col, **kw)
+    for b, e in (summary.get("baselines") or {}).items():
+        v = e.get("verdict", "inconclusive")
+        tuning = e.get("tuning") or {}
+        ttm = e.get("trials_to_match")
+        table.add_row(
+            f"{adm_name(b)} vs {baseline_name(b)}",
+            f"[{VERDICT_STYLES.get(v, 'bold')}]{v}[/]",
+            fmt(e["adm"]["mean"]),
+            fmt(e["tuned"].get("beta"), 4),
+            fmt(e["tuned"]["mean"]),
+            f"{fmt(e['diff']['mean'])} {fmt_ci(e['diff']['ci'])}",
+            f"{fmt_p(e.get('p_better_holm'))} / {fmt_p(e.get('p_worse_holm'))}",
+            fmt_p(e.get("p_tost")),
+            f"{e['adm']['diverged']} / {e['tuned']['diverged']}",
+            (f"{ttm} of {tuning.get('trials')}" if ttm is not None else "never"
+             if tuning.get("trials") and tuning.get("adm_val_mean") is not None else "—"),
+            str(e["seeds_to_resolve"]) if e.get("seeds_to_resolve") is not None else "—",
+        )
+    return table

@@ -53,8 +53,9 @@ def arm_label(baseline: str, arm: str, beta: float | None = None, spec: dict | N
     return f"{b}, {extra} (β = {beta:.3g})" if beta is not None else f"{b}, {extra}"
 
 
-def fmt(x: Any, digits: int = 4) -> str:
-    """A number for text: 4 significant digits, '—' for missing."""
+def fmt(x: Any, digits: int = 4, decimals: int | None = None) -> str:
+    """A number for text: ``decimals`` fixed decimals or else ``digits`` significant digits;
+    '—' for missing."""
     if x is None:
         return "—"
     if isinstance(x, (int, np.integer)) and not isinstance(x, bool):
@@ -65,7 +66,9 @@ def fmt(x: Any, digits: int = 4) -> str:
         return str(x)
     if not math.isfinite(x):
         return "—"
-    s = f"{x:.{digits}g}"
+    s = f"{x:.{decimals}f}" if decimals is not None else f"{x:.{digits}g}"
+    if decimals is None and "e" not in s and abs(x) >= 1e5:
+        s = f"{x:.{digits}g}"
     return s.replace("-", "−")
 
 
@@ -78,10 +81,36 @@ def fmt_p(p: Any) -> str:
     return f"{p:.2g}" if p < 0.01 else f"{p:.3f}".rstrip("0").rstrip(".") if p < 1 else "1"
 
 
-def fmt_ci(ci: Any) -> str:
+def p_is(p: Any) -> str:
+    """'p = 0.012' or 'p < 0.0001' for running text."""
+    text = fmt_p(p)
+    return f"p {text}" if text.startswith("<") else f"p = {text}"
+
+
+def fmt_ci(ci: Any, decimals: int | None = None) -> str:
     if not ci or ci[0] is None or ci[1] is None:
         return "—"
-    return f"[{fmt(ci[0])}, {fmt(ci[1])}]"
+    return f"[{fmt(ci[0], decimals=decimals)}, {fmt(ci[1], decimals=decimals)}]"
+
+
+def metric_decimals(entry: dict[str, Any]) -> int | None:
+    """Decimals for a baseline's metric values: two significant digits of its smallest spread.
+
+    The spread is the narrowest of the arms' standard deviations and the Δ CI width, so that means,
+    CIs and per-seed values of one baseline share one precision. None (4 significant digits) when
+    no spread is known.
+    """
+    widths = []
+    for v in entry.values():
+        if isinstance(v, dict) and "std" in v and v.get("std"):
+            widths.append(abs(float(v["std"])))
+    ci = (entry.get("diff") or {}).get("ci") or [None, None]
+    if ci[0] is not None and ci[1] is not None and ci[1] > ci[0]:
+        widths.append(float(ci[1]) - float(ci[0]))
+    widths = [w for w in widths if math.isfinite(w) and w > 0]
+    if not widths:
+        return None
+    return int(min(8, max(0, math.ceil(-math.log10(min(widths))) + 1)))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -266,27 +295,33 @@ def _reason(b: str, entry: dict[str, Any], summary: dict[str, Any], capped: bool
         else f"tuned {baseline_name(b)}"
     metric, alpha, margin = summary["metric"], summary["alpha"], summary["margin"]
     a, t, d = entry["adm"], entry["tuned"], entry["diff"]
-    means = (f"mean test {metric} {fmt(a['mean'])} vs {fmt(t['mean'])}; "
-             f"AdM advantage Δ = {fmt(d['mean'])} {fmt_ci(d['ci'])}")
+    dec = metric_decimals(entry)
+    means = (f"mean test {metric} {fmt(a['mean'], decimals=dec)} vs "
+             f"{fmt(t['mean'], decimals=dec)}; AdM advantage "
+             f"Δ = {fmt(d['mean'], decimals=dec)} {fmt_ci(d['ci'], dec)}")
     v = entry["verdict"]
     if v == "beats":
         text = (f"{adm} beats {base}: {means} (positive = AdM better), "
-                f"Holm-adjusted p = {fmt_p(entry['p_better_holm'])} < α = {fmt(alpha)}.")
+                f"Holm-adjusted {p_is(entry['p_better_holm'])} < α = {fmt(alpha)}.")
     elif v == "loses":
         text = (f"{adm} loses to {base}: {means} (negative = AdM worse), "
-                f"Holm-adjusted p = {fmt_p(entry['p_worse_holm'])} < α = {fmt(alpha)}. "
+                f"Holm-adjusted {p_is(entry['p_worse_holm'])} < α = {fmt(alpha)}. "
                 f"Here tuning β pays off and AdM does not replace it.")
     elif v == "matches":
         text = (f"{adm} matches {base} within the margin δ = {fmt(margin)}: {means}; "
-                f"TOST equivalence p = {fmt_p(entry['p_tost'])} < α = {fmt(alpha)}.")
+                f"TOST equivalence {p_is(entry['p_tost'])} < α = {fmt(alpha)}.")
     else:
         text = (f"Inconclusive: {means}. Neither one-sided test is significant after Holm "
-                f"(p = {fmt_p(entry['p_better_holm'])} better, {fmt_p(entry['p_worse_holm'])} worse)")
+                f"({p_is(entry['p_better_holm'])} for better, {p_is(entry['p_worse_holm'])} for worse)")
         if capped:
             text += "."
         else:
             text += (f" and equivalence within δ = {fmt(margin)} is not shown "
-                     f"(TOST p = {fmt_p(entry['p_tost'])}).")
+                     f"(TOST {p_is(entry['p_tost'])}).")
+    if v in ("beats", "loses") and entry["p_tost"] is not None and entry["p_tost"] < alpha:
+        text += (f" The difference is nonetheless within the margin δ = {fmt(margin)} "
+                 f"(TOST {p_is(entry['p_tost'])}): detectable, but smaller than what this "
+                 f"study counts as practically relevant.")
     if capped:
         text += (f" AdM diverged in {a['diverged']} of {a['n'] + a['diverged']} runs against "
                  f"{t['diverged']} of {t['n'] + t['diverged']} for the tuned β, so it can be "
@@ -298,7 +333,7 @@ def _reason(b: str, entry: dict[str, Any], summary: dict[str, Any], capped: bool
         else:
             text += " No power calculation is possible from these runs (too few complete pairs "
             text += "or no usable effect)."
-    if a["n"] + a["diverged"] and d["n"] < 2:
+    if d["n"] < 2:
         text += f" Only {d['n']} complete pair(s): the tests need at least two."
     return text
 
