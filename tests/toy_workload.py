@@ -1,7 +1,8 @@
 """A tiny user workload (a plug-in, as a user would write one): noisy least squares in torch.
 
 Options: ``dim`` (int), ``n`` (samples), ``crash_seeds`` (seeds whose run raises, for retry tests),
-``sleep`` (seconds per step, for kill/interrupt tests), ``metric_nan`` (return a NaN metric).
+``nan_seeds`` (seeds whose loss turns NaN: divergence), ``sleep`` (seconds per step, for
+kill/interrupt tests), ``metric_nan`` (return a NaN metric).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import torch
 from admtune.errors import SpecError
 from admtune.workloads.base import RunContext, RunResult
 
-KNOWN = {"dim", "n", "crash_seeds", "sleep", "metric_nan"}
+KNOWN = {"dim", "n", "crash_seeds", "nan_seeds", "sleep", "metric_nan"}
 
 
 class Toy:
@@ -26,6 +27,7 @@ class Toy:
         self.dim = int(options.get("dim", 8))
         self.n = int(options.get("n", 64))
         self.crash_seeds = set(options.get("crash_seeds", []))
+        self.nan_seeds = set(options.get("nan_seeds", []))
         self.sleep = float(options.get("sleep", 0.0))
         self.metric_nan = bool(options.get("metric_nan", False))
         g = torch.Generator().manual_seed(0)  # the problem is fixed; the run seed picks the start
@@ -50,6 +52,8 @@ class Toy:
         for step in range(total):
             idx = torch.randint(0, self.n, (bs,), generator=g)
             loss = self._loss(w, idx)
+            if ctx.seed in self.nan_seeds and step >= 3:
+                loss = loss * float("nan")
             opt.zero_grad()
             loss.backward()
             opt.step()

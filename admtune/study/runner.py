@@ -46,10 +46,15 @@ POLL_S = 1.0                  # how often an idle worker looks for work finished
 EVAL_ARM_NAMES = ("adm", "tuned", "default", *EXTRA_ARMS)
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
-# Heartbeats with ask/tell are what we need (runs outlive a single optimize() call); Optuna only
-# warns that the feature is experimental.
-warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
+
+
+def _quiet(fn, *args, **kwargs):
+    """Call an Optuna function without its warnings that heartbeats are experimental and meant for
+    optimize(): ask/tell with our own heartbeat thread is what runs that outlive one call need."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
+        return fn(*args, **kwargs)
 
 
 @dataclass
@@ -286,7 +291,7 @@ class Engine:
         u = self.spec.tune
         while not self.stop.after_run:
             probe = self._study(sname)
-            optuna.storages.fail_stale_trials(probe)
+            _quiet(optuna.storages.fail_stale_trials, probe)
             counted, _, failed = self.tuning_status(baseline, adm)
             self.events.phase(f"tune {baseline}" + (" (AdM lr)" if adm else ""), budget, counted)
             if counted >= budget:
@@ -294,7 +299,7 @@ class Engine:
             if failed >= budget * MAX_ATTEMPTS:
                 raise AdmtuneError(f"tuning {baseline} crashed {failed} times; see runs.csv for the reasons")
             study = self._study(sname, sampler=self._sampler(len(probe.trials), salt), pruner=self._pruner())
-            trial = study.ask()
+            trial = _quiet(study.ask)
             # Another worker may have taken the last slot between our count and ask(): give it back.
             live = st.counted_tuning_trials(study.get_trials(deepcopy=False))
             if [t.number for t in live].index(trial.number) >= budget:
@@ -371,7 +376,7 @@ class Engine:
     def ensure_planned(self, planned: list[dict[str, Any]]) -> dict[str, str]:
         """Enqueue each planned key that has no live attempt; returns key → state summary."""
         study = self._study(st.eval_name(self.name))
-        optuna.storages.fail_stale_trials(study)
+        _quiet(optuna.storages.fail_stale_trials, study)
         by_key: dict[str, list] = {}
         for t in study.get_trials(deepcopy=False):
             if "key" in t.user_attrs and not t.user_attrs.get("skipped"):
@@ -407,7 +412,7 @@ class Engine:
                 self.events.waiting("waiting for runs of other workers")
                 time.sleep(POLL_S)
                 continue
-            trial = study.ask()
+            trial = _quiet(study.ask)
             run = dict(trial.user_attrs)
             key = run.get("key")
             if key is None:  # lost a race for the last waiting run: a fresh, empty trial

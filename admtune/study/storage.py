@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +99,9 @@ def open_storage(url: str, *, heartbeat_interval: int | None = HEARTBEAT_INTERVA
     elif url.startswith("postgres"):
         engine_kwargs = {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna's words
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
     except Exception as exc:  # sqlalchemy's errors are long; keep the first line of the cause
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]
         raise StorageError(f"cannot open storage {mask_url(url)!r}: {reason}") from None

@@ -1,0 +1,51 @@
+"""Developer sessions: tests, lint, bench, gate (the CI regression gate on the quick study)."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["lint", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+
+# CPU torch keeps CI machines light; users get their platform's build from `pip install admtune`.
+TORCH = ["torch==2.13.0"]
+
+
+def install(session: nox.Session, extras: str = "test") -> None:
+    session.install(*TORCH)
+    session.install("-e", f".[{extras}]")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The test suite (needs PostgreSQL on 127.0.0.1:5432 for the multi-worker tests)."""
+    install(session)
+    session.run("pytest", "-q", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("ruff")
+    session.run("ruff", "check", "admtune", "tests", "noxfile.py")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Optimizer step time and state memory against torch's (pass --device cuda on a GPU)."""
+    install(session)
+    session.run("admtune", "bench", *session.posargs)
+
+
+@nox.session
+def gate(session: nox.Session) -> None:
+    """The CI regression gate: run (or resume) the quick study and check its expectations."""
+    install(session)
+    session.run("admtune", "check", "quick", "--device", "cpu", "--expect",
+                "studies/quick.expect.toml", "--junit", "reports/junit.xml", *session.posargs)
+
+
+@nox.session
+def workers(session: nox.Session) -> None:
+    """Two workers against one: wall time of the quick study on the same storage."""
+    install(session)
+    session.run("python", "-m", "admtune.study.bench_workers", *session.posargs)

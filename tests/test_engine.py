@@ -1,0 +1,247 @@
+"""The study engine end to end on a tiny plug-in workload: budgets, resume, divergence, crashes,
+interruption, fingerprints, and several workers on SQLite and PostgreSQL (real storages)."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+from optuna.trial import TrialState
+
+from admtune.errors import AdmtuneError
+from admtune.study import runner, spec
+from admtune.study import storage as st
+from admtune.study.results import RUNS_COLUMNS
+
+REPO = Path(__file__).resolve().parents[1]
+PG_URL = os.environ.get("ADMTUNE_TEST_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
+
+
+def toy_spec(name: str = "toy", sets: list[str] | None = None, **top) -> spec.StudySpec:
+    raw = {
+        "name": name, "workload": {"name": "tests.toy_workload:toy"}, "metric": "loss",
+        "direction": "minimize", "margin": 0.05, "trials": 4, "seeds": 2,
+        "train": {"steps": 16, "batch_size": 8, "lr": {"sgd": 0.1, "adamw": 0.05},
+                  "schedule": "cosine"},
+    }
+    return spec.from_dict(raw, sets or [], **top)
+
+
+def run(s, out, **kw):
+    kw.setdefault("report", False)
+    return runner.run(s, out=out, device="cpu", **kw)
+
+
+def eval_keys(frame: pd.DataFrame) -> list[str]:
+    ev = frame[frame.arm.isin(["adm", "tuned", "default"])]
+    return sorted(f"{b}/{a}/{s}" for b, a, s in zip(ev.baseline, ev.arm, ev.seed, strict=True))
+
+
+EXPECTED_KEYS = sorted(f"{b}/{a}/{s}" for b in ("sgd", "adamw")
+                       for a in ("adm", "tuned", "default") for s in (0, 1))
+
+
+def test_full_study_has_the_planned_runs(tmp_path):
+    out = run(toy_spec(), tmp_path / "o", report=True, pdf=False)
+    assert out.complete
+    f = out.results.frame()
+    assert list(f.columns[: len(RUNS_COLUMNS)]) == RUNS_COLUMNS
+    for b in ("sgd", "adamw"):
+        trials = f[(f.baseline == b) & (f.arm == "trial")]
+        assert len(trials) == 4
+        assert set(trials.seed) == {10_000, 10_001, 10_002, 10_003}  # tuning seeds: own range
+        assert (trials.metric == "val_loss").all()
+        best = trials[trials.status == "complete"].sort_values("value").iloc[0]
+        tuned = f[(f.baseline == b) & (f.arm == "tuned")]
+        assert (tuned.beta == best.beta).all()
+        assert (f[(f.baseline == b) & (f.arm == "default")].beta == 0.9).all()
+        assert f[(f.baseline == b) & (f.arm == "adm")].beta.isna().all()
+    assert eval_keys(f) == EXPECTED_KEYS
+    ev = f[f.arm.isin(["adm", "tuned", "default"])]
+    assert (ev.status == "complete").all() and (ev.metric == "loss").all()
+    assert (ev.steps == 16).all() and (ev.wall_s > 0).all()
+    csv = pd.read_csv(tmp_path / "o" / "runs.csv")
+    assert list(csv.columns[: len(RUNS_COLUMNS)]) == RUNS_COLUMNS and len(csv) == len(f)
+    # Optuna's own tools see the studies.
+    names = {s.study_name for s in optuna.get_all_study_summaries(st.default_url(tmp_path / "o"))}
+    assert names == {"toy", "toy/tune/sgd", "toy/tune/adamw", "toy/eval"}
+    # AdM runs carry their β_t trace; baselines do not.
+    adm = [r for r in out.results.runs if r.arm == "adm"]
+    assert all(r.beta_trace and len(r.beta_trace["step"]) > 0 for r in adm)
+    assert all(0.0 <= v <= 0.9 for r in adm for row in r.beta_trace["values"] for v in row
+               if v is not None)
+    assert all(r.beta_trace is None for r in out.results.runs if r.arm == "default")
+    assert all(len(r.curve["step"]) == 16 for r in out.results.runs if r.arm == "tuned")
+
+
+def test_same_seeds_same_results(tmp_path):
+    a = run(toy_spec(), tmp_path / "a").results.frame()
+    b = run(toy_spec(), tmp_path / "b").results.frame()
+    cols = ["baseline", "arm", "seed", "beta", "value", "status"]
+    pd.testing.assert_frame_equal(a[cols], b[cols])
+
+
+class StopAfter(runner.Events):
+    def __init__(self, stop: runner.StopFlag, n: int, now: bool = False):
+        self.stop, self.n, self.now, self.started = stop, n, now, 0
+
+    def run_started(self, label: str) -> None:
+        self.started += 1
+        if self.started == self.n:
+            self.stop.after_run = True
+            self.stop.now = self.now
+
+
+@pytest.mark.parametrize("n", [3, 7])
+def test_stop_and_resume_gives_the_uninterrupted_result(tmp_path, n):
+    reference = run(toy_spec(), tmp_path / "ref").results.frame()
+    stop = runner.StopFlag()
+    first = run(toy_spec(), tmp_path / "o", stop=stop, events=StopAfter(stop, n))
+    assert not first.complete
+    assert len(first.results.runs) == n  # the run in flight was finished, nothing more
+    second = run(toy_spec(), tmp_path / "o")
+    assert second.complete
+    cols = ["baseline", "arm", "seed", "beta", "value", "status"]
+    pd.testing.assert_frame_equal(second.results.frame()[cols], reference[cols])
+
+
+def test_abort_records_interrupted_and_resume_reruns_it(tmp_path):
+    stop = runner.StopFlag()
+    with pytest.raises(runner.Interrupted):
+        run(toy_spec(), tmp_path / "o", stop=stop, events=StopAfter(stop, 10, now=True))
+    storage = st.open_storage(st.default_url(tmp_path / "o"), heartbeat_interval=None)
+    failed = [t for name in ("toy/tune/sgd", "toy/tune/adamw", "toy/eval")
+              for t in optuna.load_study(study_name=name, storage=storage).trials
+              if t.state == TrialState.FAIL]
+    assert [t.user_attrs["reason"] for t in failed] == ["interrupted"]
+    out = run(toy_spec(), tmp_path / "o")
+    assert out.complete
+    f = out.results.frame()
+    assert (f.status != "failed").all()
+    assert (f.groupby(["baseline"]).apply(lambda g: (g.arm == "trial").sum()) == 4).all()
+    assert eval_keys(f) == EXPECTED_KEYS
+
+
+def test_diverged_runs_are_marked_and_told_as_worst(tmp_path):
+    s = toy_spec(sets=["workload.nan_seeds=[10001, 1]"])
+    out = run(s, tmp_path / "o")
+    assert out.complete
+    f = out.results.frame()
+    div = f[f.status == "diverged"]
+    assert set(div[div.arm == "trial"].seed) == {10_001}
+    assert set(div[div.arm != "trial"].seed) == {1}
+    assert div.value.isna().all()
+    assert len(f[(f.arm == "trial")]) == 8  # diverged trials count towards the budget
+    storage = st.open_storage(st.default_url(tmp_path / "o"), heartbeat_interval=None)
+    t1 = optuna.load_study(study_name="toy/tune/sgd", storage=storage).trials[1]
+    assert t1.state == TrialState.COMPLETE and t1.value == math.inf
+    assert t1.user_attrs["status"] == "diverged"
+
+
+def test_every_trial_diverging_is_one_clear_error(tmp_path):
+    s = toy_spec(sets=["workload.nan_seeds=[10000, 10001, 10002, 10003]"])
+    with pytest.raises(AdmtuneError, match="every tuning trial of sgd"):
+        run(s, tmp_path / "o")
+
+
+def test_crashing_runs_are_retried_then_recorded_failed(tmp_path):
+    out = run(toy_spec(sets=["workload.crash_seeds=[1]"]), tmp_path / "o")
+    assert out.complete
+    f = out.results.frame()
+    failed = f[f.status == "failed"]
+    assert sorted(failed.arm + "/" + failed.baseline) == sorted(
+        f"{a}/{b}" for a in ("adm", "tuned", "default") for b in ("sgd", "adamw"))
+    assert failed.reason.str.contains("toy crash for seed 1").all()
+    storage = st.open_storage(st.default_url(tmp_path / "o"), heartbeat_interval=None)
+    attempts = [t for t in optuna.load_study(study_name="toy/eval", storage=storage).trials
+                if t.user_attrs.get("key") == "sgd/adm/1"]
+    assert len(attempts) == runner.MAX_ATTEMPTS
+
+
+def test_resume_with_a_different_spec_is_refused_naming_the_change(tmp_path):
+    run(toy_spec(), tmp_path / "o")
+    with pytest.raises(AdmtuneError, match=r"train\.steps: 16 → 17.*another --out or --storage"):
+        run(toy_spec(sets=["train.steps=17"]), tmp_path / "o")
+
+
+# --- several workers ----------------------------------------------------------------------------
+WORKER = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {repo!r})
+    from admtune.study import runner, spec
+    from tests.test_engine import toy_spec
+    s = toy_spec({name!r}, {sets!r}, trials={trials}, seeds={seeds})
+    runner.run(s, storage={url!r}, out={out!r}, device="cpu", report=False,
+               heartbeat_interval={hb}, grace_period={grace})
+""")
+
+
+def start_worker(name, url, out, sets=(), trials=4, seeds=2, hb=1, grace=3):
+    code = WORKER.format(repo=str(REPO), name=name, sets=list(sets), trials=trials, seeds=seeds,
+                         url=url, out=str(out), hb=hb, grace=grace)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def check_exact(url: str, name: str, trials: int, seeds: int) -> pd.DataFrame:
+    results = st.load_results(url, name)
+    f = results.frame()
+    storage = st.open_storage(url, heartbeat_interval=None)
+    for b in ("sgd", "adamw"):
+        trs = optuna.load_study(study_name=f"{name}/tune/{b}", storage=storage).trials
+        assert len(st.counted_tuning_trials(trs)) == trials
+        assert all(t.state != TrialState.RUNNING for t in trs)
+    keys = eval_keys(f)
+    assert len(keys) == len(set(keys)) == 2 * 3 * seeds
+    ev = optuna.load_study(study_name=f"{name}/eval", storage=storage).trials
+    complete = [t.user_attrs["key"] for t in ev if t.state == TrialState.COMPLETE]
+    assert sorted(complete) == sorted(set(complete)) == keys  # each run completed exactly once
+    return f
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_two_workers_share_the_study_exactly(tmp_path, backend):
+    name = f"w{uuid.uuid4().hex[:8]}"
+    url = st.default_url(tmp_path) if backend == "sqlite" else PG_URL
+    workers = [start_worker(name, url, tmp_path, sets=["workload.sleep=0.005"], trials=6, seeds=3)
+               for _ in range(2)]
+    logs = [w.communicate(timeout=240)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], logs
+    f = check_exact(url, name, trials=6, seeds=3)
+    assert len(f) == 2 * 6 + 2 * 3 * 3
+
+
+def test_sigkilled_worker_is_detected_and_its_run_redone(tmp_path):
+    name = "killed"
+    url = st.default_url(tmp_path)
+    w = start_worker(name, url, tmp_path, sets=["workload.sleep=0.05"], hb=1, grace=2)
+    storage = st.open_storage(url, heartbeat_interval=None)
+    deadline = time.time() + 120
+    while time.time() < deadline:  # wait until it is inside an evaluation run
+        if st.study_exists(storage, f"{name}/eval"):
+            ev = optuna.load_study(study_name=f"{name}/eval", storage=storage).trials
+            if any(t.state == TrialState.RUNNING for t in ev):
+                break
+        time.sleep(0.2)
+    else:
+        pytest.fail("the worker never started an evaluation run")
+    w.send_signal(signal.SIGKILL)
+    w.wait()
+    time.sleep(2.5)  # past the grace period: the run is stale
+    out = runner.run(toy_spec(name), storage=url, out=tmp_path, device="cpu", report=False,
+                     heartbeat_interval=1, grace_period=2)
+    assert out.complete
+    check_exact(url, name, trials=4, seeds=2)
+    ev = optuna.load_study(study_name=f"{name}/eval", storage=storage).trials
+    assert sum(t.state == TrialState.FAIL for t in ev) == 1  # the killed attempt, failed as stale
