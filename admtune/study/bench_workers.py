@@ -1,0 +1,77 @@
+"""Benchmark: wall time of a study with two workers on one storage against one worker.
+
+    python -m admtune.study.bench_workers [--study quick] [--storage URL] [--repeats 3]
+
+Each repeat runs the study from scratch with one worker, then with two workers started together
+on a fresh storage (SQLite in a temporary folder unless --storage names a server, e.g. PostgreSQL),
+and prints the medians and the ratio two/one (the target on 2 cores is ≤ 0.65).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+
+def _workers(n: int, study: str, out: Path, storage: str | None, threads: int,
+             sets: list[str]) -> float:
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    cmd = [sys.executable, "-m", "admtune.cli", "study", study, "--device", "cpu", "--no-pdf",
+           "--out", str(out)]
+    if storage:
+        cmd += ["--storage", storage]
+    for s in sets:
+        cmd += ["--set", s]
+    t0 = time.perf_counter()
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              text=True) for _ in range(n)]
+    errs = [p.communicate()[1] for p in procs]
+    wall = time.perf_counter() - t0
+    for p, e in zip(procs, errs, strict=True):
+        if p.returncode != 0:
+            raise SystemExit(f"a worker failed (exit {p.returncode}): {e.strip().splitlines()[-1:]}")
+    return wall
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m admtune.study.bench_workers", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--study", default="quick")
+    ap.add_argument("--storage", default=None, help="a server URL; default: SQLite per run")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per worker")
+    ap.add_argument("--set", dest="sets", action="append", default=[])
+    args = ap.parse_args(argv)
+    one, two = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.repeats):
+            for n, bucket in ((1, one), (2, two)):
+                out = Path(tmp) / f"{n}-{r}"
+                storage = args.storage
+                sets = list(args.sets)
+                if storage:  # a fresh study name per repeat on a shared server
+                    sets.append(f"name=bench{uuid.uuid4().hex[:8]}")
+                bucket.append(_workers(n, args.study, out, storage, args.threads, sets))
+    table = Table(title=f"{args.study}: two workers vs one ({args.repeats} repeats, "
+                        f"{args.threads} thread(s) per worker, {os.cpu_count()} cores)")
+    for c in ("workers", "median wall s", "all (s)"):
+        table.add_column(c)
+    table.add_row("1", f"{statistics.median(one):.1f}", ", ".join(f"{x:.1f}" for x in one))
+    table.add_row("2", f"{statistics.median(two):.1f}", ", ".join(f"{x:.1f}" for x in two))
+    Console().print(table)
+    Console().print(f"ratio two/one (medians): {statistics.median(two) / statistics.median(one):.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,151 @@
+"""The command line: bad input is one sentence and exit code 2, nothing is written; secrets are masked;
+`admtune list`; `admtune study` and `admtune report` on a tiny plug-in study."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from admtune.cli import app
+
+REPO = Path(__file__).resolve().parents[1]
+
+TOY = """\
+name = "toy"
+description = "toy <script>alert(1)</script>"
+metric = "loss"
+direction = "minimize"
+margin = 0.05
+trials = 3
+seeds = 2
+[train]
+steps = 12
+batch_size = 8
+lr = { sgd = 0.1, adamw = 0.05 }
+[workload]
+name = "tests.toy_workload:toy"
+"""
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(REPO))
+    (tmp_path / "studies").mkdir()
+    (tmp_path / "studies" / "toy.toml").write_text(TOY)
+    return tmp_path
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(app, list(args))
+
+
+def one_sentence_error(result, *needles: str) -> str:
+    assert result.exit_code == 2, result.output
+    text = result.output.strip()
+    assert "Traceback" not in text
+    for n in needles:
+        assert n in text, text
+    return text
+
+
+BAD_INPUTS = [
+    (["study", "toy", "--set", "train.bogus=1"], ["train.bogus"]),
+    (["study", "toy", "--set", "seeds=1"], ["seeds"]),
+    (["study", "toy", "--set", "train.lr.sgd=-0.5"], ["train.lr.sgd"]),
+    (["study", "toy", "--set", "tune.beta_high=1.5"], ["tune.beta_high"]),
+    (["study", "toy", "--set", "workload.bogus=1"], ["workload.bogus"]),
+    (["study", "toy", "--set", "workload.name=nosuch"], ["unknown workload 'nosuch'"]),
+    (["study", "toy", "--set", "metric=accuracy"], ["metric 'accuracy'"]),
+    (["study", "toy", "--trials", "0"], ["trials"]),
+    (["study", "toy", "--seeds", "1"], ["seeds"]),
+    (["study", "nosuch"], ["unknown study 'nosuch'"]),
+    (["study", "../../etc/passwd"], ["not valid"]),
+    (["study", "toy", "--device", "cuda"], ["no CUDA GPU"]),
+    (["study", "toy", "--device", "tpu9"], ["--device"]),
+    (["study", "toy", "--storage", "notaurl"], ["not a database URL"]),
+    (["report", "toy"], ["no stored study"]),
+]
+
+
+@pytest.mark.parametrize(("args", "needles"), BAD_INPUTS)
+def test_bad_input_is_one_clear_sentence_and_writes_nothing(project, args, needles):
+    if "cuda" in args and torch.cuda.is_available():
+        pytest.skip("a GPU is present: --device cuda is valid here")  # never the case in CI
+    text = one_sentence_error(invoke(*args), *needles)
+    assert text.startswith("error:")
+    assert not (project / "reports" / "toy" / "study.db").exists()
+
+
+def test_malformed_toml_names_the_file(project):
+    (project / "studies" / "broken.toml").write_text('name = "broken"\n[train\n')
+    one_sentence_error(invoke("study", "broken"), "malformed TOML", "broken.toml")
+    assert not (project / "reports").exists()
+
+
+def test_wrong_flag_is_a_usage_error(project):
+    r = invoke("study", "toy", "--bogus-flag")
+    assert r.exit_code == 2 and "No such option" in r.output
+
+
+def test_credentials_never_appear(project):
+    url = "postgresql+psycopg2://alice:s3cr3tpw@127.0.0.1:1/db"
+    r = invoke("study", "toy", "--storage", url)
+    text = one_sentence_error(r, "cannot open storage", "***")
+    assert "s3cr3tpw" not in text
+
+
+def test_list_shows_local_and_packaged_studies(project):
+    r = invoke("list")
+    assert r.exit_code == 0, r.output
+    assert "toy" in r.output
+
+
+def test_unwritable_out_folder_is_refused_before_training(project):
+    if os.geteuid() == 0:
+        blocker = project / "file-not-folder"
+        blocker.write_text("x")
+        one_sentence_error(invoke("study", "toy", "--out", str(blocker / "sub")), "out folder")
+    else:  # pragma: no cover
+        ro = project / "ro"
+        ro.mkdir(mode=0o500)
+        one_sentence_error(invoke("study", "toy", "--out", str(ro / "sub")), "out folder")
+
+
+def test_study_then_report_rebuilds_the_same_summary(project):
+    r = invoke("study", "toy", "--device", "cpu", "--no-pdf")
+    assert r.exit_code == 0, r.output
+    out = project / "reports" / "toy"
+    for f in ("runs.csv", "summary.json", "report.html", "study.db"):
+        assert (out / f).is_file(), f
+    first = json.loads((out / "summary.json").read_text())
+    assert set(first["baselines"]) == {"sgd", "adamw"}
+    html = (out / "report.html").read_text()
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
+    (out / "summary.json").unlink()
+    r = invoke("report", "toy", "--no-pdf")
+    assert r.exit_code == 0, r.output
+    second = json.loads((out / "summary.json").read_text())
+    strip = ("wall_s",)
+    assert {k: v for k, v in first.items() if k not in strip} == \
+        {k: v for k, v in second.items() if k not in strip}
+    # Resuming the finished study trains nothing and changes nothing.
+    r = invoke("study", "toy", "--device", "cpu", "--no-pdf")
+    assert r.exit_code == 0
+    assert json.loads((out / "summary.json").read_text())["baselines"] == first["baselines"]
+
+
+def test_the_console_script_runs(project):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    r = subprocess.run([sys.executable, "-m", "admtune.cli", "study", "toy", "--set", "seeds=1"],
+                       capture_output=True, text=True, env=env, cwd=project)
+    assert r.returncode == 2
+    assert r.stderr.strip().startswith("error: seeds must be an integer ≥ 2")
+    assert "Traceback" not in r.stderr
