@@ -261,7 +261,10 @@ def tuning_stats(bd: BaselineData, direction: str) -> dict[str, Any]:
     target = math.nan
     if adm is not None:
         target, _ = stats.mean_std(adm.values(sorted(adm.runs), "val_value"))
-    better = (lambda v, t: v <= t) if direction == "minimize" else (lambda v, t: v >= t)
+    def better(v: float, t: float) -> bool:  # v at least as good as t (float noise forgiven)
+        tol = 1e-9 * max(1.0, abs(t))
+        return v <= t + tol if direction == "minimize" else v >= t - tol
+
     best = math.nan
     best_beta = None
     to_match = None
@@ -296,8 +299,8 @@ def _reason(b: str, entry: dict[str, Any], summary: dict[str, Any], capped: bool
     metric, alpha, margin = summary["metric"], summary["alpha"], summary["margin"]
     a, t, d = entry["adm"], entry["tuned"], entry["diff"]
     dec = metric_decimals(entry)
-    means = (f"mean test {metric} {fmt(a['mean'], decimals=dec)} vs "
-             f"{fmt(t['mean'], decimals=dec)}; AdM advantage "
+    means = (f"mean test {metric} {fmt(a['mean'], decimals=dec)} (AdM) vs "
+             f"{fmt(t['mean'], decimals=dec)} (tuned β); AdM advantage "
              f"Δ = {fmt(d['mean'], decimals=dec)} {fmt_ci(d['ci'], dec)}")
     v = entry["verdict"]
     if v == "beats":
@@ -311,7 +314,8 @@ def _reason(b: str, entry: dict[str, Any], summary: dict[str, Any], capped: bool
         text = (f"{adm} matches {base} within the margin δ = {fmt(margin)}: {means}; "
                 f"TOST equivalence {p_is(entry['p_tost'])} < α = {fmt(alpha)}.")
     else:
-        text = (f"Inconclusive: {means}. Neither one-sided test is significant after Holm "
+        text = (f"Inconclusive for {adm} against {base}: {means}. "
+                f"Neither one-sided test is significant after Holm "
                 f"({p_is(entry['p_better_holm'])} for better, {p_is(entry['p_worse_holm'])} for worse)")
         if capped:
             text += "."
@@ -330,9 +334,12 @@ def _reason(b: str, entry: dict[str, Any], summary: dict[str, Any], capped: bool
         if entry["seeds_to_resolve"] is not None:
             text += (f" A power calculation (80 % power, the observed effect taken as true) says "
                      f"about {entry['seeds_to_resolve']} seeds per arm would decide it.")
+        elif capped:
+            text += (" More seeds could at most show that AdM loses; the complete pairs do not "
+                     "point that way, so no seed estimate is given.")
         else:
-            text += " No power calculation is possible from these runs (too few complete pairs "
-            text += "or no usable effect)."
+            text += (" No seed estimate is possible from these runs (too few complete pairs, "
+                     "or an observed effect too small to resolve).")
     if d["n"] < 2:
         text += f" Only {d['n']} complete pair(s): the tests need at least two."
     return text

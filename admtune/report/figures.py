@@ -469,7 +469,7 @@ def beta_traces(
     caption = f"{adm_name(b)}'s adaptive βₜ over training, on its evaluation seeds."
     got = _traces(bd)
     if got is None:
-        return Figure(None, caption, "No β_t traces were recorded for AdM's runs.")
+        return Figure(None, caption, "No βₜ traces were recorded for AdM's runs.")
     names, grid, vals = got
     seeds, k = vals.shape[0], len(names)
     with np.errstate(all="ignore"):

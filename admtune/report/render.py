@@ -260,8 +260,11 @@ def render_html(context: dict[str, Any]) -> str:
 def render_pdf_document(html: str):
     """The WeasyPrint document (pages, bookmarks) of the report's HTML."""
     import logging
+    import warnings
 
-    from weasyprint import HTML
+    with warnings.catch_warnings():  # "HarfBuzz-Subset will be required by future versions"
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from weasyprint import HTML
 
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
     logging.getLogger("fontTools").setLevel(logging.ERROR)

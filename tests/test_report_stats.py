@@ -1,0 +1,314 @@
+"""The report's statistics and verdict rules, on constructed samples (no rendering: fast)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scipy import stats as sps
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.weightstats import ttost_paired
+
+from admtune.report import analyse, stats
+from admtune.report.verdict import decide
+from tests.report_fixtures import results_from_values
+
+BASE = [0.30, 0.31, 0.29, 0.32, 0.30, 0.31, 0.28, 0.33]
+JITTER = [0.001, -0.001, 0.0005, -0.0005, 0.0, 0.0002, -0.0003, 0.0004]
+
+
+def verdict_of(adm, tuned, **kw):
+    values = {"sgd": {"adm": adm, "tuned": tuned, "default": [v + 0.01 if v is not None else None
+                                                               for v in tuned]}}
+    return analyse(results_from_values(values, **kw))["baselines"]["sgd"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Verdict rules on constructed samples
+
+
+def test_equal_arms_match():
+    e = verdict_of([b + j for b, j in zip(BASE, JITTER, strict=True)], BASE, margin=0.01)
+    assert e["verdict"] == "matches"
+    assert e["p_tost"] < 0.05
+    assert e["p_better_holm"] > 0.05 and e["p_worse_holm"] > 0.05
+    assert e["seeds_to_resolve"] is None
+
+
+def test_identical_arms_match_without_nan():
+    """All differences zero: the t-tests are undefined in scipy; the limit is used, no NaN."""
+    e = verdict_of(list(BASE), list(BASE), margin=0.01)
+    assert e["verdict"] == "matches"
+    assert e["p_better"] == 1.0 and e["p_worse"] == 1.0 and e["p_tost"] == 0.0
+    assert e["diff"]["mean"] == 0.0 and e["diff"]["ci"] == [0.0, 0.0]
+    assert e["p_wilcoxon"] == 1.0
+
+
+@pytest.mark.parametrize("direction", ["minimize", "maximize"])
+def test_clear_shift_beats_and_loses(direction):
+    better = -0.05 if direction == "minimize" else 0.05
+    adm = [b + better + j for b, j in zip(BASE, JITTER, strict=True)]
+    e = verdict_of(adm, BASE, direction=direction)
+    assert e["verdict"] == "beats"
+    assert e["diff"]["mean"] == pytest.approx(0.05, abs=1e-3)  # positive = AdM better
+    assert e["p_better_holm"] < 0.05 and e["hedges_g"] > 0 and e["prob_improvement"] > 0.9
+    assert "beats" in e["reason"]
+    worse = [b - better + j for b, j in zip(BASE, JITTER, strict=True)]
+    e = verdict_of(worse, BASE, direction=direction)
+    assert e["verdict"] == "loses"
+    assert e["diff"]["mean"] == pytest.approx(-0.05, abs=1e-3)
+    assert e["p_worse_holm"] < 0.05 and e["hedges_g"] < 0 and e["prob_improvement"] < 0.1
+    assert "loses to" in e["reason"] and "does not replace it" in e["reason"]
+
+
+def test_identical_shift_zero_variance_beats():
+    """Every seed improved by exactly the same amount: the t-test's limit (p = 0) decides."""
+    e = verdict_of([b - 0.02 for b in BASE[:4]], BASE[:4])
+    assert e["verdict"] == "beats"
+    assert e["p_better"] == 0.0 and e["p_worse"] == 1.0
+    assert e["hedges_g"] is not None
+
+
+def test_noisy_small_sample_is_inconclusive_with_seed_estimate():
+    tuned = [0.30, 0.31, 0.29]
+    adm = [0.32, 0.295, 0.30]
+    e = verdict_of(adm, tuned, margin=0.01)
+    assert e["verdict"] == "inconclusive"
+    assert isinstance(e["seeds_to_resolve"], int) and e["seeds_to_resolve"] > 3
+    assert "seeds per arm would decide it" in e["reason"]
+
+
+def test_seed_estimate_matches_statsmodels_power():
+    from statsmodels.stats.power import TTestPower
+
+    tuned = np.array([0.30, 0.31, 0.29, 0.30])
+    adm = tuned + np.array([0.004, -0.006, 0.010, 0.001])  # small, noisy, |mean| < margin
+    e = verdict_of(list(adm), list(tuned), margin=0.01)
+    assert e["verdict"] == "inconclusive"
+    d = tuned - adm  # oriented: minimize, positive = AdM better
+    m, s = d.mean(), d.std(ddof=1)
+    n_eq = TTestPower().solve_power(effect_size=(0.01 - abs(m)) / s, alpha=0.05, power=0.8,
+                                    alternative="larger")
+    n_dir = TTestPower().solve_power(effect_size=abs(m) / s, alpha=0.05 / 2, power=0.8,
+                                     alternative="larger")
+    assert e["seeds_to_resolve"] == max(math.ceil(min(n_eq, n_dir)), 5)
+
+
+def test_adm_diverging_more_often_never_beats():
+    adm = [None, None] + [b - 0.1 for b in BASE[2:]]  # far better where it finished
+    e = verdict_of(adm, BASE)
+    assert e["verdict"] not in ("beats", "matches")
+    assert e["capped_by_divergence"] is True
+    assert e["adm"]["diverged"] == 2 and e["adm"]["n"] == 6
+    assert e["p_better_holm"] < 0.05  # the t-test alone would have said beats
+    assert "neither a win nor a match" in e["reason"]
+
+
+def test_adm_diverging_more_often_never_matches():
+    adm = [None] + [b + j for b, j in zip(BASE[1:], JITTER[1:], strict=True)]
+    e = verdict_of(adm, BASE)
+    assert e["p_tost"] < 0.05
+    assert e["verdict"] == "inconclusive"
+
+
+def test_divergence_cap_still_allows_loses():
+    adm = [None] + [b + 0.05 for b in BASE[1:]]
+    assert verdict_of(adm, BASE)["verdict"] == "loses"
+
+
+def test_equal_divergence_does_not_cap():
+    adm = [None] + [b - 0.05 for b in BASE[1:]]
+    tuned = [None] + BASE[1:]
+    e = verdict_of(adm, tuned)
+    assert e["verdict"] == "beats" and not e["capped_by_divergence"]
+
+
+samples = st.lists(
+    st.tuples(st.floats(0.1, 1.0), st.floats(-0.2, 0.2), st.booleans(), st.booleans()),
+    min_size=2, max_size=8,
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(samples)
+def test_property_more_adm_divergence_never_beats_or_matches(rows):
+    tuned = [None if td else t for t, _, _, td in rows]
+    adm = [None if ad else t + d for t, d, ad, _ in rows]
+    e = verdict_of(adm, tuned)
+    assert e["verdict"] in ("beats", "matches", "loses", "inconclusive")
+    if sum(a is None for a in adm) > sum(t is None for t in tuned):
+        assert e["verdict"] in ("loses", "inconclusive")
+    json.dumps(e, allow_nan=False)  # never a NaN in the summary
+
+
+def test_decide_order_and_nan():
+    kw = dict(alpha=0.05, adm_diverged=0, baseline_diverged=0)
+    assert decide(p_better_holm=0.01, p_worse_holm=0.99, p_tost=0.01, **kw).verdict == "beats"
+    assert decide(p_better_holm=0.99, p_worse_holm=0.01, p_tost=0.01, **kw).verdict == "loses"
+    assert decide(p_better_holm=0.5, p_worse_holm=0.5, p_tost=0.01, **kw).verdict == "matches"
+    assert decide(p_better_holm=math.nan, p_worse_holm=None, p_tost=math.nan,
+                  **kw).verdict == "inconclusive"
+    capped = dict(alpha=0.05, adm_diverged=1, baseline_diverged=0)
+    assert decide(p_better_holm=0.01, p_worse_holm=0.99, p_tost=0.01, **capped).verdict \
+        == "inconclusive"
+
+
+# ---------------------------------------------------------------------------------------------
+# Degenerate samples
+
+
+def test_single_seed_does_not_crash():
+    e = verdict_of([0.3], [0.31])
+    assert e["verdict"] == "inconclusive"
+    assert e["p_better"] is None and e["p_tost"] is None and e["seeds_to_resolve"] is None
+    assert e["adm"]["std"] is None and e["adm"]["ci"] == [None, None]
+    assert e["adm"]["mean"] == 0.3
+    assert "at least two" in e["reason"]
+
+
+def test_all_adm_diverged():
+    e = verdict_of([None, None, None], [0.3, 0.31, 0.29])
+    assert e["verdict"] == "inconclusive"  # not loses: no complete pair to test
+    assert e["adm"]["mean"] is None and e["adm"]["diverged"] == 3
+    assert e["p_wilcoxon"] is not None  # the rank test still sees the divergences
+    assert e["prob_improvement"] == 0.0
+
+
+def test_failed_and_pruned_eval_runs_are_excluded_and_counted():
+    r = results_from_values({"sgd": {"adm": [b - 0.05 for b in BASE], "tuned": BASE,
+                                     "default": BASE}})
+    adm_runs = [x for x in r.runs if x.arm == "adm"]
+    adm_runs[0].status, adm_runs[0].value = "failed", None
+    adm_runs[1].status = "pruned"
+    e = analyse(r)["baselines"]["sgd"]
+    assert e["adm"]["n"] == len(BASE) - 2 and e["adm"]["excluded"] == 2
+    assert e["adm"]["diverged"] == 0 and e["diff"]["n"] == len(BASE) - 2
+    assert e["verdict"] == "beats"
+
+
+def test_baseline_without_runs_of_an_arm():
+    r = results_from_values({"sgd": {"adm": BASE, "default": BASE}})
+    e = analyse(r)["baselines"]["sgd"]
+    assert e["verdict"] == "inconclusive"
+    assert e["tuned"]["n"] == 0 and e["tuned"]["mean"] is None
+
+
+# ---------------------------------------------------------------------------------------------
+# Holm
+
+
+def test_holm_matches_statsmodels_and_hand_values():
+    assert stats.holm([0.01, 0.04, 0.03, 0.5], 0.05) == pytest.approx([0.04, 0.09, 0.09, 0.5])
+    out = stats.holm([0.01, math.nan, 0.02], 0.05)
+    assert out[0] == pytest.approx(0.02) and math.isnan(out[1]) and out[2] == pytest.approx(0.02)
+
+
+def test_holm_across_all_comparisons_of_the_report():
+    rng = np.random.default_rng(3)
+    base = list(0.3 + 0.01 * rng.standard_normal(6))
+    values = {
+        "sgd": {"adm": [b - 0.004 + 0.003 * rng.standard_normal() for b in base], "tuned": base,
+                "default": base},
+        "adamw": {"adm": [b + 0.002 + 0.003 * rng.standard_normal() for b in base],
+                  "tuned": base, "default": base},
+    }
+    s = analyse(results_from_values(values))
+    raw = [p for b in ("sgd", "adamw") for p in (s["baselines"][b]["p_better"],
+                                                  s["baselines"][b]["p_worse"])]
+    expected = multipletests(raw, alpha=0.05, method="holm")[1]
+    got = [p for b in ("sgd", "adamw") for p in (s["baselines"][b]["p_better_holm"],
+                                                  s["baselines"][b]["p_worse_holm"])]
+    assert got == pytest.approx(list(expected))
+    assert all(g >= r for g, r in zip(got, raw, strict=True))
+
+
+# ---------------------------------------------------------------------------------------------
+# Individual statistics against the libraries
+
+
+def test_rank_statistics_rank_divergence_worst():
+    a = np.array([-np.inf, 1.0, 2.0, 3.0, 4.0])  # oriented: −inf = diverged
+    b = np.array([0.5, 0.9, 1.9, 2.9, 3.9])
+    d = stats.paired_differences_ranked(a, b)
+    assert d[0] < 0 and abs(d[0]) > np.max(np.abs(d[1:]))
+    assert stats.wilcoxon(a, b) == pytest.approx(sps.wilcoxon(d).pvalue)
+    assert stats.prob_improvement(np.array([-np.inf]), np.array([-1e9])) == 0.0
+    both = stats.paired_differences_ranked(np.array([-np.inf, 1.0]), np.array([-np.inf, 0.0]))
+    assert both[0] == 0.0
+
+
+def test_bootstrap_ci_is_scipy_bca_and_deterministic():
+    x = np.array([0.3, 0.31, 0.29, 0.35, 0.28, 0.30])
+    lo, hi = stats.bootstrap_ci(x)
+    ref = sps.bootstrap((x,), np.mean, method="BCa", n_resamples=stats.N_RESAMPLES,
+                        rng=np.random.default_rng(stats.BOOTSTRAP_SEED)).confidence_interval
+    assert (lo, hi) == pytest.approx((ref.low, ref.high))
+    assert stats.bootstrap_ci(x) == (lo, hi)
+    assert lo < x.mean() < hi
+
+
+def test_tost_and_t_agree_with_libraries():
+    rng = np.random.default_rng(0)
+    a = rng.normal(0.0, 1.0, 7)
+    b = a + rng.normal(0.1, 0.3, 7)
+    assert stats.tost(a, b, 0.5) == pytest.approx(ttost_paired(a, b, -0.5, 0.5)[0])
+    pb, pw = stats.paired_t(a, b)
+    assert pb == pytest.approx(sps.ttest_rel(a, b, alternative="greater").pvalue)
+    assert pw == pytest.approx(sps.ttest_rel(a, b, alternative="less").pvalue)
+
+
+# ---------------------------------------------------------------------------------------------
+# Tuning saved
+
+
+def test_trials_to_match():
+    values = {"sgd": {"adm": [0.3, 0.3, 0.3], "tuned": [0.3, 0.3, 0.3], "default": [0.3] * 3}}
+    val = {"sgd": {"adm": [0.34, 0.35, 0.36]}}  # AdM's validation mean: 0.35
+    r = results_from_values(values, val_values=val,
+                            trial_values={"sgd": [0.5, None, 0.36, 0.35, 0.2]})
+    t = analyse(r)["baselines"]["sgd"]
+    assert t["trials_to_match"] == 4  # the diverged trial 2 counts
+    assert t["tuning"]["trials"] == 5 and t["tuning"]["diverged"] == 1
+    assert t["tuning"]["adm_val_mean"] == pytest.approx(0.35)
+    r = results_from_values(values, val_values=val, trial_values={"sgd": [0.5, 0.4]})
+    assert analyse(r)["baselines"]["sgd"]["trials_to_match"] is None
+
+
+def test_trials_to_match_maximize():
+    values = {"sgd": {"adm": [0.9, 0.9], "tuned": [0.9, 0.9], "default": [0.9, 0.9]}}
+    r = results_from_values(values, direction="maximize", val_values={"sgd": {"adm": [0.8, 0.8]}},
+                            trial_values={"sgd": [0.5, 0.79, 0.81]})
+    assert analyse(r)["baselines"]["sgd"]["trials_to_match"] == 3
+
+
+# ---------------------------------------------------------------------------------------------
+# The summary's keys (relied on by the CI gate and users' scripts)
+
+TOP_KEYS = {"study", "metric", "direction", "margin", "alpha", "fingerprint", "baselines",
+            "versions", "device", "wall_s"}
+BASELINE_KEYS = {"verdict", "adm", "tuned", "default", "diff", "p_better", "p_worse",
+                 "p_better_holm", "p_worse_holm", "p_wilcoxon", "p_tost", "hedges_g",
+                 "prob_improvement", "trials_to_match", "seeds_to_resolve"}
+ARM_KEYS = {"mean", "std", "ci", "n", "diverged"}
+
+
+def test_summary_keys_and_json_safety():
+    values = {"sgd": {"adm": BASE, "tuned": BASE, "default": BASE},
+              "adamw": {"adm": [None] + BASE[1:], "tuned": BASE, "default": BASE}}
+    s = analyse(results_from_values(values))
+    assert TOP_KEYS <= set(s)
+    assert s["direction"] == "minimize" and s["alpha"] == 0.05 and s["margin"] == 0.01
+    assert list(s["baselines"]) == ["sgd", "adamw"]
+    for e in s["baselines"].values():
+        assert BASELINE_KEYS <= set(e)
+        assert e["verdict"] in ("beats", "matches", "loses", "inconclusive")
+        assert ARM_KEYS <= set(e["adm"])
+        assert ARM_KEYS | {"beta"} <= set(e["tuned"]) and ARM_KEYS | {"beta"} <= set(e["default"])
+        assert {"mean", "ci"} <= set(e["diff"]) and len(e["diff"]["ci"]) == 2
+        assert e["default"]["beta"] == 0.9 and e["tuned"]["beta"] == 0.95
+    text = json.dumps(s, allow_nan=False)
+    assert json.loads(text) == s
