@@ -203,7 +203,7 @@ def budget(ctx: RunContext, n_train: int) -> tuple[int, int]:
 
 
 def eval_steps(total: int, points: int) -> list[int]:
-    """About ``points`` evaluation steps spread evenly over 1 … total, always including ``total``."""
+    """About ``points`` update counts spread evenly over 1 … total, always including ``total``."""
     points = max(1, min(int(points), total))
     return sorted({max(1, round(total * k / points)) for k in range(1, points + 1)})
 
@@ -239,10 +239,11 @@ def train_loop(
 
     ``batch_loss(idx)`` is the loss on the training rows ``idx`` (``None``: the full training set);
     ``validate()`` is the value reported to ``ctx.report`` at the evaluation points (the last one at
-    the last step); ``after_backward()`` may modify gradients (e.g. add noise). Step numbers passed to
-    ``log_step`` / ``report`` count completed updates, 1 … total. A non-finite training loss or
-    validation value raises :class:`Diverged` at the next evaluation point at the latest (the engine's
-    ``log_step`` usually catches it sooner); ``Pruned`` from ``ctx.report`` propagates.
+    the last step); ``after_backward()`` may modify gradients (e.g. add noise). Steps are numbered
+    0 … total − 1, as in the engine: ``log_step(t)`` / ``report(t)`` after update t. A non-finite
+    training loss or validation value raises :class:`Diverged` at the next evaluation point at the
+    latest (the engine's ``log_step`` usually catches it sooner); ``Pruned`` from ``ctx.report``
+    propagates.
     """
     params = list(params)
     b, total = budget(ctx, n_train)
@@ -252,8 +253,8 @@ def train_loop(
     evals = set(eval_steps(total, eval_points))
     opt = ctx.make_optimizer(params)
     sched = ctx.make_scheduler(opt, total)
-    for step in range(1, total + 1):
-        idx = None if order is None else order[step - 1]
+    for step in range(total):
+        idx = None if order is None else order[step]
         opt.zero_grad(set_to_none=True)
         loss = batch_loss(idx)
         loss.backward()
@@ -263,7 +264,7 @@ def train_loop(
         loss = loss.detach()
         ctx.log_step(step, loss, opt)
         sched.step()
-        if step in evals:
+        if step + 1 in evals:
             value = float(loss)
             if is_bad(value):
                 raise Diverged(f"training loss is {value:g} at step {step}")

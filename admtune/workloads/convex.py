@@ -62,7 +62,7 @@ def _digits_splits() -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
     xs = standardize(x[tr], x[va], x[te])
     return tuple(
         (to_tensor(a, DTYPE), torch.as_tensor(y[i], dtype=torch.long))
-        for a, i in zip(xs, (tr, va, te))
+        for a, i in zip(xs, (tr, va, te), strict=True)
     )
 
 

@@ -63,7 +63,7 @@ def _splits(dataset: str, n_samples: int, n_features: int, n_classes: int):
     xs = standardize(x[tr].astype(np.float64), x[va], x[te])
     return tuple(
         (to_tensor(a, DTYPE), torch.as_tensor(y[i], dtype=torch.long))
-        for a, i in zip(xs, (tr, va, te))
+        for a, i in zip(xs, (tr, va, te), strict=True)
     )
 
 
@@ -73,7 +73,7 @@ def build_mlp(
     """Linear–ReLU layers of ``sizes`` (input, hidden…, output), initialised like PyTorch's default
     (uniform ±1/√fan_in for weights and biases) from ``generator``."""
     layers: list[torch.nn.Module] = []
-    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
         lin = torch.nn.Linear(fan_in, fan_out, dtype=dtype)
         bound = 1.0 / math.sqrt(fan_in)
         with torch.no_grad():
