@@ -1,0 +1,312 @@
+r"""AdM-AdamW: AdamW whose first-moment coefficient β₁ is chosen afresh at every step.
+
+See :mod:`admtune.optim.sgd` for the execution model shared with AdM-SGD (two passes over
+cache-sized pieces; β from :mod:`admtune.optim.twoplane` on the device, no host sync).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from . import twoplane
+from .sgd import _AdMOptimizer, _check_number, _ratio, _sumsq
+
+__all__ = ["AdMAdamW"]
+
+
+def _ptilde(vs: list[Tensor], bc2_sqrt: list[float], eps: float) -> list[Tensor]:
+    r""":math:`\tilde P = \sqrt{v/(1-\beta_2^t)} + \epsilon` (Adam's denominator, as
+    torch's foreach AdamW computes it); :math:`P = (1-\beta_{\max}B)\,\tilde P`."""
+    pt = torch._foreach_sqrt(vs)
+    torch._foreach_div_(pt, bc2_sqrt)
+    torch._foreach_add_(pt, eps)
+    return pt
+
+
+def _adamw_reduce(
+    xs: list[Tensor],
+    gs: list[Tensor],
+    ds: list[Tensor],
+    vs: list[Tensor],
+    bc2_sqrt: list[float],
+    lam_s: list[Tensor],
+    beta2: float,
+    eps: float,
+    lam: float,
+    wd: float,
+    acc: torch.dtype,
+) -> list[list[Tensor]]:
+    r"""Second moment update, then per piece the sums of squares (in ``acc``)
+    :math:`\sum g^2/\tilde P,\ \sum d^2/\tilde P,\ \sum (d-g)^2/\tilde P,\
+    \sum (d-g)^2/(\tilde P(1+\lambda s\tilde P))` and, with weight decay,
+    :math:`\sum g^2,\ \sum x^2,\ \sum (x-g)^2` (for :math:`\sum g x` by polarisation)."""
+    torch._foreach_mul_(vs, beta2)
+    torch._foreach_addcmul_(vs, gs, gs, value=1.0 - beta2)
+    pt = _ptilde(vs, bc2_sqrt, eps)
+    rs = torch._foreach_rsqrt(pt)
+    a = torch._foreach_mul(gs, rs)
+    b = torch._foreach_mul(ds, rs)
+    del rs
+    n = len(xs)
+    ab = _sumsq([*a, *b], acc)
+    torch._foreach_sub_(a, b)  # a = (g - d)/sqrt(P~)
+    del b
+    uw = _sumsq(a, acc)
+    if lam != 0.0:
+        torch._foreach_mul_(pt, lam_s)
+        torch._foreach_add_(pt, 1.0)
+        torch._foreach_rsqrt_(pt)
+        torch._foreach_mul_(a, pt)
+        den = _sumsq(a, acc)
+    else:
+        den = uw
+    out = [ab[:n], ab[n:], uw, den]
+    if wd != 0.0:
+        xg = torch._foreach_sub(xs, gs)
+        s3 = _sumsq([*gs, *xs, *xg], acc)
+        out += [s3[:n], s3[n : 2 * n], s3[2 * n :]]
+    return out
+
+
+def _adamw_apply(
+    xs: list[Tensor],
+    gs: list[Tensor],
+    ds: list[Tensor],
+    vs: list[Tensor],
+    bc2_sqrt: list[float],
+    eps: float,
+    weights: tuple[list[Tensor], list[Tensor]] | list[Tensor],
+    s: list[Tensor],
+    lr: float,
+    wd: float,
+) -> None:
+    r""":math:`d \leftarrow d + \frac{1-\beta}{1+\lambda P}(g-d)`, then
+    :math:`x \leftarrow (1-\eta\mu)\,x - \eta\, d/P`. ``weights`` is ``(1/(λs), (1-β)/(λs))``
+    per piece when λ > 0 (so that :math:`\frac{1-\beta}{1+\lambda s\tilde P} =
+    \frac{(1-\beta)/(\lambda s)}{\tilde P + 1/(\lambda s)}`), else the list of :math:`1-\beta`."""
+    pt = _ptilde(vs, bc2_sqrt, eps)
+    if isinstance(weights, tuple):
+        inv, k = weights
+        w = torch._foreach_add(pt, inv)
+        torch._foreach_reciprocal_(w)
+        torch._foreach_mul_(w, k)
+        torch._foreach_lerp_(ds, gs, w)
+        del w
+    else:
+        torch._foreach_lerp_(ds, gs, weights)
+    if lr != 0.0:
+        if wd != 0.0:
+            torch._foreach_mul_(xs, 1.0 - lr * wd)
+        torch._foreach_mul_(pt, s)
+        torch._foreach_addcdiv_(xs, ds, pt, value=-lr)
+
+
+class AdMAdamW(_AdMOptimizer):
+    r"""AdM-AdamW: AdamW with adaptive-memory first moment (arXiv:2510.04988).
+
+    The two-plane model of :class:`~admtune.optim.AdMSGD` solved in the diagonal metric of Adam's
+    preconditioner; decoupled weight decay as ``torch.optim.AdamW``:
+
+    .. math::
+        \begin{aligned}
+        v_t &= \beta_2 v_{t-1} + (1-\beta_2)\,g_t^2, \qquad
+        P_t = (1-\beta_{\max} B)\big(\sqrt{v_t/(1-\beta_2^t)} + \epsilon\big), \qquad
+        m_t = \frac{1}{P_t(1+\lambda P_t)} \\
+        \beta_t &= \operatorname{clip}\Big(\frac{r_t\sum g_t\,(d_t/P_t + \mu x_t)
+                  - \sum (d_t-g_t)(g_t+\lambda P_t d_t)\,m_t}{\sum (d_t-g_t)^2 m_t},
+                  \ 0,\ \beta_{\max}\Big) \qquad (\beta_1 = \beta_{\max}) \\
+        d_{t+1} &= \frac{(1-\beta_t)\,g_t + (\lambda P_t+\beta_t)\,d_t}{1+\lambda P_t}, \qquad
+        x_{t+1} = (1-\eta_t\mu)\,x_t - \eta_t\, d_{t+1}/P_t, \qquad B \leftarrow B\,\beta_t
+        \end{aligned}
+
+    with :math:`B = \prod_{i<t}\beta_i` (1 at the start, so that :math:`1-\beta_{\max}B` is
+    Adam's first-moment bias correction when β is constant) and :math:`r_t = \eta_{t-1}/\eta_t`.
+    With λ = 0 and β fixed at β_max this is exactly ``torch.optim.AdamW``.
+
+    **Not invariant to the scale of the loss** (unlike Adam): λP carries gradient units, so
+    mean vs sum reduction or gradient accumulation changes the trajectory. This is the algorithm
+    as specified.
+
+    Args:
+        params: iterable of parameters or dicts defining parameter groups.
+        lr: step size η ≥ 0 (float; LR schedulers work as usual).
+        betas: ``(β_max, β2)``: ``betas[0]`` is the upper bound of the adaptive β (and the
+            first step's β), ``betas[1]`` the second-moment coefficient; both in [0, 1).
+        eps: ε ≥ 0 added to the square root of the second moment.
+        weight_decay: decoupled weight decay μ ≥ 0.
+        lam: proximal weight λ ≥ 0 of the model (a fixed constant, 0.1; not a knob to tune).
+        granularity: ``"tensor"`` (one β per parameter tensor, default) or ``"global"``.
+        foreach: as :class:`~admtune.optim.AdMSGD`.
+
+    :attr:`last_betas` as for :class:`~admtune.optim.AdMSGD`; the first step reports β_max.
+
+    State per parameter: ``exp_avg`` (d) and ``exp_avg_sq`` (v) in the parameter's dtype (as
+    torch's AdamW), ``step`` (int), ``beta_prod`` (B, a 0-d fp32/fp64 tensor) and ``prev_lr``.
+    """
+
+    _name = "AdMAdamW"
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        lam: float = 0.1,
+        granularity: str = "tensor",
+        foreach: bool | None = None,
+    ) -> None:
+        defaults = {
+            "lr": lr,
+            "betas": betas,
+            "eps": eps,
+            "weight_decay": weight_decay,
+            "lam": lam,
+            "granularity": granularity,
+            "foreach": foreach,
+        }
+        self._check_group(defaults)
+        super().__init__(params, defaults)
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        super()._check_group(group)
+        betas = group["betas"]
+        if isinstance(betas, Tensor) or not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"betas must be a pair (beta_max, beta2) of numbers, got {betas!r}")
+        _check_number("betas[0] (beta_max)", betas[0], 0.0, 1.0, high_open=True)
+        _check_number("betas[1] (beta2)", betas[1], 0.0, 1.0, high_open=True)
+        _check_number("eps", group["eps"], 0.0, math.inf, high_open=False)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        # torch casts floating state to the param's dtype; B stays in the accumulation dtype.
+        for st in self.state.values():
+            b = st.get("beta_prod")
+            if isinstance(b, Tensor):
+                st["beta_prod"] = b.to(twoplane.acc_dtype(b.dtype))
+
+    def _step_group(self, group: dict[str, Any]) -> Tensor:
+        lr: float = group["lr"]
+        wd: float = group["weight_decay"]
+        lam: float = group["lam"]
+        eps: float = group["eps"]
+        beta_max, beta2 = (float(b) for b in group["betas"])
+        items = self._gather(group)
+        state = self.state
+        per_tensor = group["granularity"] == "tensor"
+        forced = self._force_beta
+
+        is_new: list[bool] = []
+        for _, p, _ in items:
+            st = state[p]
+            fresh = "exp_avg" not in st
+            if fresh:
+                st["step"] = 0
+                st["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                st["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                st["beta_prod"] = torch.ones(
+                    (), dtype=twoplane.acc_dtype(p.dtype), device=p.device
+                )
+            st["step"] += 1
+            is_new.append(fresh)
+
+        # Reduce.
+        runs = []
+        for (dev, dtype), ks in self._by_device_dtype(items).items():
+            xs = [items[k][1] for k in ks]
+            gs = [items[k][2] for k in ks]
+            sts = [state[p] for p in xs]
+            ds = [st["exp_avg"] for st in sts]
+            vs = [st["exp_avg_sq"] for st in sts]
+            acc = twoplane.acc_dtype(dtype)
+            bc2 = [math.sqrt(1.0 - beta2 ** st["step"]) for st in sts]
+            bprod = torch.stack([st["beta_prod"].to(acc) for st in sts])
+            s = 1.0 - beta_max * bprod
+            lam_s = list((lam * s).unbind())
+            pieces = self._pieces([xs, gs, ds, vs], dev, self._use_foreach(group, xs))
+            sums: list[list[list[Tensor]]] = []
+            for owners, (px, pg, pd, pv) in pieces.buckets:
+                res = _adamw_reduce(
+                    px, pg, pd, pv, [bc2[i] for i in owners], [lam_s[i] for i in owners],
+                    beta2, eps, lam, wd, acc,
+                )
+                sums.append(res)
+            vec = [pieces.per_tensor([b[q] for b in sums]) for q in range(len(sums[0]))]
+            gw, dw, uw, dm = vec[:4]
+            s_gd = 0.5 * (gw + dw - uw) / s
+            s_dd = dw / s
+            den = dm / s
+            s_gx: Tensor | float = 0.0
+            if wd != 0.0:
+                s_gx = 0.5 * (vec[4] + vec[5] - vec[6])
+            r = _ratio([twoplane.lr_ratio(st.get("prev_lr"), lr) for st in sts], acc, dev)
+            num, den = twoplane.adamw_num_den(s_gd, s_dd, s_gx, den, r, wd)
+            runs.append((ks, dev, acc, sts, bc2, bprod, s, pieces, num, den))
+
+        # β per part; first-step tensors take β_max (d = 0, no previous iterate).
+        betas: list[Tensor] = []
+        if forced is not None:
+            betas = [
+                torch.full((len(ks),), float(forced), dtype=acc, device=dev)
+                for ks, dev, acc, *_ in runs
+            ]
+        else:
+            olds = [[j for j, k in enumerate(ks) if not is_new[k]] for ks, *_ in runs]
+            parts = []
+            for (ks, dev, _, *_, num, den), old in zip(runs, olds, strict=True):
+                if len(old) != len(ks):  # some tensors take their first step
+                    nl, dl = num.unbind(), den.unbind()
+                    num = torch.stack([nl[j] for j in old]) if old else num[:0]
+                    den = torch.stack([dl[j] for j in old]) if old else den[:0]
+                parts.append((num, den, dev))
+            if not per_tensor and not any(olds):
+                raw = [torch.full((), beta_max, dtype=n.dtype, device=dv) for n, _, dv in parts]
+            else:
+                raw = self._betas(group["granularity"], parts, beta_max)
+            for (ks, dev, acc, *_), old, b in zip(runs, olds, raw, strict=True):
+                if not per_tensor:
+                    betas.append(b.expand(len(ks)))
+                elif len(old) == len(ks):
+                    betas.append(b)
+                else:
+                    bmax = torch.full((), beta_max, dtype=acc, device=dev)
+                    col = [bmax] * len(ks)
+                    for j, bj in zip(old, b.unbind(), strict=True):
+                        col[j] = bj
+                    betas.append(torch.stack(col))
+
+        # Apply.
+        report: dict[int, Tensor] = {}
+        for (ks, _, _, sts, bc2, bprod, s, pieces, _, _), beta in zip(runs, betas, strict=True):
+            one_minus = 1.0 - beta
+            if lam != 0.0:
+                inv = 1.0 / (lam * s)
+                k_vec = one_minus * inv
+                inv_l, k_l = list(inv.unbind()), list(k_vec.unbind())
+            else:
+                w_l = list(one_minus.unbind())
+            s_l = list(s.unbind())
+            for owners, (px, pg, pd, pv) in pieces.buckets:
+                weights: tuple[list[Tensor], list[Tensor]] | list[Tensor]
+                if lam != 0.0:
+                    weights = ([inv_l[i] for i in owners], [k_l[i] for i in owners])
+                else:
+                    weights = [w_l[i] for i in owners]
+                _adamw_apply(
+                    px, pg, pd, pv, [bc2[i] for i in owners], eps, weights,
+                    [s_l[i] for i in owners], lr, wd,
+                )
+            for st, b in zip(sts, (bprod * beta).unbind(), strict=True):
+                st["beta_prod"] = b
+                st["prev_lr"] = lr
+            if per_tensor:
+                report.update(zip(ks, beta.unbind(), strict=True))
+
+        if per_tensor:
+            return self._report(group, items, report, None)
+        return self._report(group, items, {}, betas[0][0] if betas else None)

@@ -1,0 +1,498 @@
+r"""AdM-SGD: heavy-ball momentum (EMA form) whose β is chosen afresh at every step.
+
+Also home of the plumbing both AdM optimizers share (argument checks, the per-group bookkeeping,
+cutting tensors into cache-sized pieces, ``last_betas``); :mod:`admtune.optim.adamw` imports it.
+
+Execution model (both optimizers). A step is two passes over the parameters with a gradient:
+
+1. *reduce*: per tensor, a few sums of squares (fp32 accumulation, fp64 for fp64 parameters);
+2. β from those sums (:mod:`admtune.optim.twoplane`, vectorised over the tensors of a group, on
+   the parameters' device: no host synchronisation), then *apply*: update the state and the
+   parameters with per-tensor coefficients held as 0-d device tensors.
+
+Each pass runs on *pieces*: flat views of the tensors, at most ``chunk`` elements each, grouped
+into buckets. The foreach path runs ``torch._foreach_*`` kernels over a bucket of pieces at once;
+the single-tensor path runs the same kernels one piece at a time. On CPU pieces are small
+(``2**18`` elements) so that the transient temporaries stay in cache and are never whole-model
+sized; on accelerators the foreach bucket is large (``2**25`` elements), which bounds the
+temporaries while keeping the number of kernel launches low.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.optim.optimizer import Optimizer, _default_to_fused_or_foreach
+
+from . import twoplane
+
+__all__ = ["AdMSGD"]
+
+#: Elements per piece on CPU (both paths) and per bucket of the CPU foreach path.
+CPU_CHUNK = 1 << 18
+#: Elements per piece / bucket of the foreach path on accelerators.
+DEVICE_BUCKET = 1 << 25
+
+_GRANULARITIES = ("global", "tensor")
+
+
+# ---------------------------------------------------------------------------------------------
+# Argument checks
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_number(name: str, value: Any, low: float, high: float, *, high_open: bool) -> float:
+    """``value`` as a float in ``[low, high]`` (``[low, high)`` if ``high_open``), else a
+    ValueError that names the argument and the allowed range."""
+    rng = f"[{low:g}, {'inf' if math.isinf(high) else f'{high:g}'}{')' if high_open else ']'}"
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok:
+        v = float(value)
+        ok = not math.isnan(v) and low <= v and (v < high if high_open else v <= high)
+        ok = ok and (math.isfinite(v) or math.isinf(high))
+    if not ok:
+        raise ValueError(f"{name} must be a number in {rng}, got {value!r}")
+    return float(value)
+
+
+def _check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
+    if value not in choices:
+        allowed = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Pieces and reductions
+# ---------------------------------------------------------------------------------------------
+
+
+def _flatten(ops: list[Tensor]) -> list[Tensor] | None:
+    """1-D views of same-shape tensors in memory order, or None if they are not all dense with
+    one common layout (then the tensor is processed whole)."""
+    if all(t.is_contiguous() for t in ops):
+        return [t.view(-1) for t in ops]
+    ref = ops[0]
+    if any(t.stride() != ref.stride() for t in ops):
+        return None
+    perm = sorted(range(ref.dim()), key=lambda i: -ref.stride(i))
+    if not ref.permute(perm).is_contiguous():
+        return None
+    return [t.permute(perm).reshape(-1) for t in ops]
+
+
+class _Pieces:
+    """The tensors of one (device, dtype) set of parameters, cut into pieces and buckets.
+
+    ``operands`` holds k lists of n same-shape tensors (parameter, gradient, state buffers).
+    ``buckets`` is a list of ``(owners, views)``: ``owners[j]`` is the tensor index of piece j and
+    ``views`` holds k lists of piece views.
+    """
+
+    def __init__(self, operands: list[list[Tensor]], chunk: int | None, bucket: int | None):
+        n = len(operands[0])
+        self.n = n
+        self.buckets: list[tuple[list[int], list[list[Tensor]]]] = []
+        owners: list[int] = []
+        views: list[list[Tensor]] = [[] for _ in operands]
+        size = 0
+
+        def close() -> None:
+            nonlocal owners, views, size
+            if owners:
+                self.buckets.append((owners, views))
+            owners, views, size = [], [[] for _ in operands], 0
+
+        for i in range(n):
+            ops = [lst[i] for lst in operands]
+            numel = ops[0].numel()
+            flat = _flatten(ops) if chunk is not None and numel > chunk else None
+            parts: Iterable[tuple[list[Tensor], int]]
+            if flat is None:
+                parts = [(ops, numel)]
+            else:
+                assert chunk is not None
+                parts = (
+                    ([f[s : s + chunk] for f in flat], min(chunk, numel - s))
+                    for s in range(0, numel, chunk)
+                )
+            for piece, m in parts:
+                if bucket is None or (size and size + m > bucket):
+                    close()
+                owners.append(i)
+                for lst, t in zip(views, piece, strict=True):
+                    lst.append(t)
+                size += m
+        close()
+
+    def per_tensor(self, values: list[list[Tensor]]) -> Tensor:
+        """Per-piece sums (one list of 0-d tensors per bucket) → a vector of per-tensor sums."""
+        out: list[list[Tensor]] = [[] for _ in range(self.n)]
+        for (owners, _), vals in zip(self.buckets, values, strict=True):
+            for i, v in zip(owners, vals, strict=True):
+                out[i].append(v)
+        return torch.stack([o[0] if len(o) == 1 else torch.stack(o).sum() for o in out])
+
+    def expand(self, coeffs: list[Tensor]) -> list[list[Tensor]]:
+        """Per-tensor coefficients → per-piece lists, one per bucket."""
+        return [[coeffs[i] for i in owners] for owners, _ in self.buckets]
+
+
+def _sumsq(tensors: list[Tensor], acc: torch.dtype) -> list[Tensor]:
+    """Per-tensor sums of squares, accumulated in ``acc`` (one multi-tensor reduction)."""
+    if hasattr(torch, "_foreach_powsum"):
+        return list(torch._foreach_powsum(tensors, 2, dtype=acc))
+    norms = torch._foreach_norm(tensors, 2, dtype=acc)  # older torch
+    return list(torch._foreach_mul(norms, norms))
+
+
+def _ratio(rs: list[float], acc: torch.dtype, device: torch.device) -> float | Tensor:
+    """Per-tensor r as a host float when they agree (the normal case), else a device vector."""
+    if all(r == rs[0] for r in rs):
+        return rs[0]
+    return torch.tensor(rs, dtype=acc).to(device, non_blocking=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Base class
+# ---------------------------------------------------------------------------------------------
+
+
+class _AdMOptimizer(Optimizer):
+    """Shared plumbing of the AdM optimizers (not public)."""
+
+    _name = "AdM"
+
+    def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
+        super().__init__(params, defaults)
+        #: One 1-D float32 device tensor per param group: the β of the last step (see class doc).
+        self.last_betas: list[Tensor] = []
+        #: Private test hook (oracle 3): a float forces β at every step; None = adaptive.
+        self._force_beta: float | None = None
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self.__dict__.setdefault("last_betas", [])
+        self.__dict__.setdefault("_force_beta", None)
+        for group in self.param_groups:
+            group.setdefault("foreach", None)
+
+    # -- validation ------------------------------------------------------------------------------
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        super().add_param_group(param_group)
+        self._check_group(self.param_groups[-1])
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        if isinstance(group["lr"], Tensor):
+            raise ValueError(f"lr must be a number in [0, inf), got a Tensor ({group['lr']!r})")
+        _check_number("lr", group["lr"], 0.0, math.inf, high_open=False)
+        _check_number("weight_decay", group["weight_decay"], 0.0, math.inf, high_open=False)
+        _check_number("lam", group["lam"], 0.0, math.inf, high_open=False)
+        _check_choice("granularity", group["granularity"], _GRANULARITIES)
+        _check_choice("foreach", group["foreach"], (None, True, False))
+
+    # -- gathering -------------------------------------------------------------------------------
+    def _gather(self, group: dict[str, Any]) -> list[tuple[int, Tensor, Tensor]]:
+        """``(index in group, param, grad)`` for the params that have a gradient."""
+        items = []
+        for i, p in enumerate(group["params"]):
+            g = p.grad
+            if g is None:
+                continue
+            if g.is_sparse or p.is_sparse:
+                raise RuntimeError(
+                    f"{self._name} does not support sparse gradients (param {i} of a group); "
+                    "use a dense gradient (e.g. nn.Embedding(sparse=False))"
+                )
+            if torch.is_complex(p) or torch.is_complex(g):
+                raise RuntimeError(
+                    f"{self._name} does not support complex parameters or gradients (param {i}"
+                    " of a group); optimise torch.view_as_real(param) instead"
+                )
+            if not p.is_floating_point():
+                raise RuntimeError(f"{self._name} needs floating-point parameters, got {p.dtype}")
+            items.append((i, p, g))
+        return items
+
+    @staticmethod
+    def _by_device_dtype(
+        items: list[tuple[int, Tensor, Tensor]],
+    ) -> dict[tuple[torch.device, torch.dtype], list[int]]:
+        """Positions in ``items`` grouped by (device, dtype), in order."""
+        out: dict[tuple[torch.device, torch.dtype], list[int]] = {}
+        for k, (_, p, _g) in enumerate(items):
+            out.setdefault((p.device, p.dtype), []).append(k)
+        return out
+
+    @staticmethod
+    def _use_foreach(group: dict[str, Any], params: list[Tensor]) -> bool:
+        if group["foreach"] is None:
+            return _default_to_fused_or_foreach(params, False, False)[1]
+        return bool(group["foreach"])
+
+    @staticmethod
+    def _pieces(
+        operands: list[list[Tensor]], device: torch.device, foreach: bool
+    ) -> _Pieces:
+        if device.type == "cpu":
+            return _Pieces(operands, CPU_CHUNK, CPU_CHUNK if foreach else None)
+        if foreach:
+            return _Pieces(operands, DEVICE_BUCKET, DEVICE_BUCKET)
+        return _Pieces(operands, None, None)
+
+    # -- step ------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
+        """Perform a single optimization step (``closure`` re-evaluates the loss, optional).
+
+        After it, :attr:`last_betas` holds the β used, per group, as device tensors."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        self.last_betas = [self._step_group(group) for group in self.param_groups]
+        return loss
+
+    def _step_group(self, group: dict[str, Any]) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # -- β bookkeeping ---------------------------------------------------------------------------
+    @staticmethod
+    def _betas(
+        granularity: str, parts: list[tuple[Tensor, Tensor, torch.device]], beta_max: float
+    ) -> list[Tensor]:
+        """β from per-tensor ``(num, den, device)`` vectors, one entry per (device, dtype) part:
+        ``tensor`` granularity, a vector (one β per tensor); ``global``, a 0-d tensor on the
+        part's device, all equal (the summed numerators over the summed denominators)."""
+        if granularity == "tensor":
+            return [twoplane.clip_beta(num, den, beta_max) for num, den, _ in parts]
+        if len(parts) == 1:
+            num, den, _ = parts[0]
+            return [twoplane.clip_beta(num.sum(), den.sum(), beta_max)]
+        home = parts[0][2]
+        acc = torch.float64 if any(n.dtype == torch.float64 for n, _, _ in parts) else None
+        acc = acc or torch.float32
+        tot_num = torch.stack([n.sum().to(home, acc, non_blocking=True) for n, _, _ in parts])
+        tot_den = torch.stack([d.sum().to(home, acc, non_blocking=True) for _, d, _ in parts])
+        beta = twoplane.clip_beta(tot_num.sum(), tot_den.sum(), beta_max)
+        return [beta.to(dev, n.dtype, non_blocking=True) for n, _, dev in parts]
+
+    def _report(
+        self,
+        group: dict[str, Any],
+        items: list[tuple[int, Tensor, Tensor]],
+        betas: dict[int, Tensor],
+        group_beta: Tensor | None,
+    ) -> Tensor:
+        """The ``last_betas`` entry of a group: a fresh 1-D float32 tensor on the group's device.
+
+        ``betas`` maps positions in ``items`` to 0-d β tensors (``tensor`` granularity);
+        ``group_beta`` is the group's β (``global``; None if no param had a gradient)."""
+        params = group["params"]
+        home = params[0].device if params else torch.device("cpu")
+        if group["granularity"] == "global":
+            if group_beta is None:
+                return torch.full((1,), math.nan, dtype=torch.float32, device=home)
+            return torch.stack([group_beta.to(home, torch.float32, non_blocking=True)])
+        if not items:
+            return torch.full((len(params),), math.nan, dtype=torch.float32, device=home)
+        nan = None
+        col: list[Tensor] = []
+        by_index = {items[k][0]: b for k, b in betas.items()}
+        for i in range(len(params)):
+            b = by_index.get(i)
+            if b is None:
+                if nan is None:
+                    nan = torch.full((), math.nan, dtype=torch.float32, device=home)
+                b = nan
+            col.append(b.to(home, torch.float32, non_blocking=True))
+        return torch.stack(col)
+
+
+# ---------------------------------------------------------------------------------------------
+# AdM-SGD
+# ---------------------------------------------------------------------------------------------
+
+
+def _sgd_reduce(xs: list[Tensor], gs: list[Tensor], ds: list[Tensor], wd: float,
+                acc: torch.dtype) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
+    """Per piece: ‖g‖², ‖d‖², ‖d − g‖² (g includes the coupled weight decay)."""
+    if wd != 0.0:
+        gs = torch._foreach_add(gs, xs, alpha=wd)
+    us = torch._foreach_sub(ds, gs)
+    sums = _sumsq([*gs, *ds, *us], acc)
+    n = len(xs)
+    return sums[:n], sums[n : 2 * n], sums[2 * n :]
+
+
+def _sgd_apply(xs: list[Tensor], gs: list[Tensor], ds: list[Tensor], b: list[Tensor],
+               one_b: tuple[Tensor, Tensor] | None, lr: float, wd: float) -> None:
+    """d ← d + b (g − d) (= a d + b g), then x ← x − η d. ``one_b``: ``(a, b)`` when the whole
+    bucket shares one coefficient (``global`` on an accelerator: multi-tensor fast paths)."""
+    if wd != 0.0:
+        gs = torch._foreach_add(gs, xs, alpha=wd)
+    if one_b is not None:
+        torch._foreach_mul_(ds, one_b[0])
+        torch._foreach_add_(ds, torch._foreach_mul(gs, one_b[1]))
+    else:
+        torch._foreach_lerp_(ds, gs, b)
+    if lr != 0.0:
+        torch._foreach_add_(xs, ds, alpha=-lr)
+
+
+class AdMSGD(_AdMOptimizer):
+    r"""AdM-SGD: SGD with adaptive-memory momentum (Topollai & Choromanska, arXiv:2510.04988).
+
+    Heavy-ball momentum in EMA form, like ``torch.optim.SGD(momentum=β, dampening=β)``, but β is
+    the solution of a two-plane proximal model, recomputed at every step from three sums of
+    squares — no momentum to tune:
+
+    .. math::
+        \begin{aligned}
+        g_t &\leftarrow \nabla f(x_t) + \mu x_t \\
+        \beta_t &= \operatorname{clip}\Big(\frac{(1+\lambda)\big(\lVert g_t\rVert^2
+                 + (r_t-1)\,g_t^\top d_t\big) - \lambda\lVert d_t-g_t\rVert^2}
+                 {\lVert d_t-g_t\rVert^2},\ 0,\ \beta_{\max}\Big),
+                 \qquad r_t = \eta_{t-1}/\eta_t \\
+        d_{t+1} &= \tfrac{\beta_t+\lambda}{1+\lambda}\,d_t + \tfrac{1-\beta_t}{1+\lambda}\,g_t
+                 \qquad (d_1 = g_0 \text{ at the first step}) \\
+        x_{t+1} &= x_t - \eta_t\, d_{t+1}
+        \end{aligned}
+
+    Args:
+        params: iterable of parameters or dicts defining parameter groups.
+        lr: step size η ≥ 0 (a float; LR schedulers work as usual, r_t comes from the lr
+            history, kept per tensor in the optimizer state).
+        weight_decay: coupled L2 coefficient μ ≥ 0 (as ``torch.optim.SGD``).
+        lam: proximal weight λ ≥ 0 of the model (a fixed constant, 0.1; not a knob to tune).
+        beta_max: cap on β, in [0, 1).
+        granularity: ``"global"`` (one β per param group, the dot products over all its
+            parameters that have a gradient) or ``"tensor"`` (one β per parameter tensor).
+        foreach: multi-tensor ``torch._foreach_*`` path (``True``), for-loop path (``False``),
+            or ``None``: as torch.optim, foreach on CUDA and other foreach devices, for-loop on
+            CPU (which processes cache-sized pieces and is the faster one there).
+
+    Conventions: ‖d − g‖² = 0 gives β = 0 (the step is exactly g); η_t = 0 leaves the
+    parameters in place, updates d with r = 1, and makes the next r exactly 0.
+
+    After each :meth:`step`, :attr:`last_betas` holds one 1-D float32 tensor per param group on
+    its device — length 1 for ``global``, one entry per parameter for ``tensor`` (NaN where a
+    parameter had no gradient) — fresh tensors, produced without any host synchronisation.
+    The first step reports β = 0 (d = g).
+
+    State per parameter: ``momentum_buffer`` (d, the parameter's dtype and shape) and
+    ``prev_lr`` (a float) — the same memory as torch's SGD with momentum.
+    """
+
+    _name = "AdMSGD"
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float,
+        weight_decay: float = 0.0,
+        lam: float = 0.1,
+        beta_max: float = 0.9,
+        granularity: str = "global",
+        foreach: bool | None = None,
+    ) -> None:
+        defaults = {
+            "lr": lr,
+            "weight_decay": weight_decay,
+            "lam": lam,
+            "beta_max": beta_max,
+            "granularity": granularity,
+            "foreach": foreach,
+        }
+        self._check_group(defaults)
+        super().__init__(params, defaults)
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        super()._check_group(group)
+        _check_number("beta_max", group["beta_max"], 0.0, 1.0, high_open=True)
+
+    def _step_group(self, group: dict[str, Any]) -> Tensor:
+        lr: float = group["lr"]
+        wd: float = group["weight_decay"]
+        lam: float = group["lam"]
+        beta_max: float = group["beta_max"]
+        items = self._gather(group)
+        state = self.state
+
+        # First step of a tensor: d = g (the step is g whatever β is); it adds nothing to the
+        # sums of the others (r = 0 and d − g = 0).
+        old: list[tuple[int, Tensor, Tensor]] = []
+        new_pos: list[int] = []
+        for k, (i, p, g) in enumerate(items):
+            st = state[p]
+            if "momentum_buffer" not in st:
+                d = torch.add(g, p, alpha=wd) if wd != 0.0 else torch.clone(g).detach()
+                st["momentum_buffer"] = d
+                if lr != 0.0:
+                    p.add_(d, alpha=-lr)
+                new_pos.append(k)
+            else:
+                old.append((k, p, g))
+
+        # Reduce: per (device, dtype) part, per-tensor numerator and denominator of β.
+        parts = []
+        runs = []
+        for (dev, dtype), ks in self._by_device_dtype([items[k] for k, _, _ in old]).items():
+            sel = [old[j] for j in ks]
+            xs = [p for _, p, _ in sel]
+            gs = [g for _, _, g in sel]
+            ds = [state[p]["momentum_buffer"] for p in xs]
+            acc = twoplane.acc_dtype(dtype)
+            pieces = self._pieces([xs, gs, ds], dev, self._use_foreach(group, xs))
+            gg, dd, uu = [], [], []
+            for _, (px, pg, pd) in pieces.buckets:
+                a, b, c = _sgd_reduce(px, pg, pd, wd, acc)
+                gg.append(a)
+                dd.append(b)
+                uu.append(c)
+            ggv, ddv, uuv = pieces.per_tensor(gg), pieces.per_tensor(dd), pieces.per_tensor(uu)
+            r = _ratio(
+                [twoplane.lr_ratio(state[p].get("prev_lr"), lr) for p in xs], acc, dev
+            )
+            gd = 0.5 * (ggv + ddv - uuv)
+            num, den = twoplane.sgd_num_den(ggv, gd, uuv, r, lam)
+            parts.append(([k for k, _, _ in sel], num, den, dev))
+            runs.append(pieces)
+
+        per_tensor = group["granularity"] == "tensor"
+        forced = self._force_beta
+        if forced is not None:
+            betas = [torch.full((), float(forced), dtype=n.dtype, device=dv) for _, n, _, dv in parts]
+            if per_tensor:
+                betas = [b.expand(len(pos)) for b, (pos, _, _, _) in zip(betas, parts, strict=True)]
+        elif parts:
+            betas = self._betas(group["granularity"], [(n, d, dv) for _, n, d, dv in parts], beta_max)
+        else:
+            betas = []
+
+        # Apply.
+        report: dict[int, Tensor] = {}
+        for (pos, _, _, dev), beta, pieces in zip(parts, betas, runs, strict=True):
+            a_t, b_t = twoplane.sgd_coeffs(beta, lam)
+            if per_tensor:
+                b_list = list(b_t.unbind())
+                report.update(zip(pos, beta.unbind(), strict=True))
+            else:
+                b_list = [b_t] * len(pos)
+            # One coefficient for all: multi-tensor fast paths on accelerators.
+            one_b = (a_t, b_t) if not per_tensor and dev.type != "cpu" else None
+            for (_, (px, pg, pd)), bl in zip(pieces.buckets, pieces.expand(b_list), strict=True):
+                _sgd_apply(px, pg, pd, bl, one_b, lr, wd)
+        first = 0.0 if forced is None else float(forced)  # first step: d = g, reported β = 0
+        for k in new_pos:
+            report[k] = torch.full((), first, dtype=torch.float32, device=items[k][1].device)
+        for _, p, _ in items:
+            state[p]["prev_lr"] = lr
+
+        if per_tensor:
+            return self._report(group, items, report, None)
+        gb = betas[0] if betas else (report[new_pos[0]] if new_pos else None)
+        return self._report(group, items, {}, gb)
