@@ -73,7 +73,7 @@ def write_report(results: StudyResults, out_dir: Path, pdf: bool = True) -> dict
     out_dir.mkdir(parents=True, exist_ok=True)
     summary, html = render_report(results)
     atomic_write(out_dir / "summary.json",
-                 json.dumps(summary, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+                 json.dumps(summary, indent=2, allow_nan=False) + "\n")
     atomic_write(out_dir / "runs.csv", runs_csv(results))
     atomic_write(out_dir / "report.html", html)
     if pdf:

@@ -313,6 +313,10 @@ def _reason(b: str, entry: dict[str, Any], summary: dict[str, Any], capped: bool
     elif v == "matches":
         text = (f"{adm} matches {base} within the margin δ = {fmt(margin)}: {means}; "
                 f"TOST equivalence {p_is(entry['p_tost'])} < α = {fmt(alpha)}.")
+    elif not d["n"]:
+        text = (f"Inconclusive for {adm} against {base}: there is no seed on which both "
+                f"completed ({a['n']} complete AdM runs, {t['n']} complete tuned-β runs), so "
+                f"nothing can be tested.")
     else:
         text = (f"Inconclusive for {adm} against {base}: {means}. "
                 f"Neither one-sided test is significant after Holm "
@@ -340,8 +344,8 @@ def _reason(b: str, entry: dict[str, Any], summary: dict[str, Any], capped: bool
         else:
             text += (" No seed estimate is possible from these runs (too few complete pairs, "
                      "or an observed effect too small to resolve).")
-    if d["n"] < 2:
-        text += f" Only {d['n']} complete pair(s): the tests need at least two."
+    if d["n"] == 1:
+        text += " Only 1 complete pair: the tests need at least two."
     return text
 
 

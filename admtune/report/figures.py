@@ -283,7 +283,7 @@ def _curve_key(curve: dict[str, list]) -> str | None:
 
 def _aligned(curves: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
     """Curves interpolated onto the grid of the longest one (NaN outside each run's range)."""
-    grid = max(curves, key=lambda c: (c[0].size, c[0][-1] if c[0].size else 0))[0]
+    grid = max(curves, key=lambda c: (c[0][-1] if c[0].size else 0, c[0].size))[0]
     rows = []
     for x, y in curves:
         ok = np.isfinite(y)
@@ -450,7 +450,7 @@ def _traces(bd: BaselineData) -> tuple[list[str], np.ndarray, np.ndarray] | None
         return None
     names = max(traces, key=lambda t: t[2].shape[1])[0]
     traces = [t for t in traces if t[0] == names]
-    grid = max(traces, key=lambda t: t[1].size)[1]
+    grid = max(traces, key=lambda t: (t[1][-1], t[1].size))[1]  # the longest run's steps
     out = np.full((len(traces), grid.size, len(names)), np.nan)
     for s, (_, x, y) in enumerate(traces):
         for j in range(len(names)):
@@ -601,6 +601,9 @@ def per_seed(
                       edgecolor="white")
         dv = df[df.state == "diverged"]
         if len(dv):
+            # several diverged runs of one arm: spread sideways so each one is seen
+            dv = dv.assign(x=dv["x"] + (dv.groupby("x").cumcount()
+                                        - (dv.groupby("x")["x"].transform("size") - 1) / 2) * 0.09)
             ax.scatter(dv["x"], dv["y"], marker="x", s=34, color=DIVERGED_COLOUR, lw=1.3, zorder=4)
             ax.axhline(ydiv, color="#BBBBBB", lw=0.6, ls=":", zorder=0)
             ax.annotate("diverged", xy=(1.0, ydiv), xycoords=("axes fraction", "data"),

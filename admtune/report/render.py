@@ -92,12 +92,17 @@ def _tuning_sentence(b: str, e: dict[str, Any], summary: dict[str, Any]) -> str:
         return "Tuning saved: unknown, no tuning trials were recorded."
     k = e.get("trials_to_match")
     target = fmt(t["adm_val_mean"])
+    adm = e.get("adm") or {}
+    if adm.get("diverged"):
+        caveat += (f" AdM's mean is over its {adm.get('n')} complete runs; "
+                   f"{adm['diverged']} diverged and are not in it.")
+    qualifier = "β-free" if summary.get("beta_free") else "untuned"
     if k is None:
         return (f"Tuning saved: in all {n} trials, {baseline_name(b)}'s best validation {metric} "
-                f"({fmt(t.get('best_value'))}) never reached AdM's mean of {target}; untuned AdM "
+                f"({fmt(t.get('best_value'))}) never reached AdM's mean of {target}: {qualifier} AdM "
                 f"did better than the whole β search." + caveat)
     return (f"Tuning saved: {baseline_name(b)}'s best-so-far validation {metric} first reached "
-            f"AdM's mean of {target} at trial {k} of {n}; AdM, untuned, is worth about {k} "
+            f"AdM's mean of {target} at trial {k} of {n}; AdM, {qualifier}, is worth about {k} "
             f"tuning trial{'s' if k != 1 else ''}." + caveat)
 
 
