@@ -303,13 +303,19 @@ def _reason(b: str, entry: dict[str, Any], summary: dict[str, Any], capped: bool
              f"{fmt(t['mean'], decimals=dec)} (tuned β); AdM advantage "
              f"Δ = {fmt(d['mean'], decimals=dec)} {fmt_ci(d['ci'], dec)}")
     v = entry["verdict"]
+    within = entry["p_tost"] is not None and entry["p_tost"] < alpha
     if v == "beats":
         text = (f"{adm} beats {base}: {means} (positive = AdM better), "
                 f"Holm-adjusted {p_is(entry['p_better_holm'])} < α = {fmt(alpha)}.")
     elif v == "loses":
         text = (f"{adm} loses to {base}: {means} (negative = AdM worse), "
-                f"Holm-adjusted {p_is(entry['p_worse_holm'])} < α = {fmt(alpha)}. "
-                f"Here tuning β pays off and AdM does not replace it.")
+                f"Holm-adjusted {p_is(entry['p_worse_holm'])} < α = {fmt(alpha)}.")
+        if within:
+            text += (f" Tuning β pays off here, if only slightly: the difference is within the "
+                     f"margin δ = {fmt(margin)} (TOST {p_is(entry['p_tost'])}), smaller than what "
+                     f"this study counts as practically relevant.")
+        else:
+            text += " Here tuning β pays off and AdM does not replace it."
     elif v == "matches":
         text = (f"{adm} matches {base} within the margin δ = {fmt(margin)}: {means}; "
                 f"TOST equivalence {p_is(entry['p_tost'])} < α = {fmt(alpha)}.")
@@ -326,8 +332,8 @@ def _reason(b: str, entry: dict[str, Any], summary: dict[str, Any], capped: bool
         else:
             text += (f" and equivalence within δ = {fmt(margin)} is not shown "
                      f"(TOST {p_is(entry['p_tost'])}).")
-    if v in ("beats", "loses") and entry["p_tost"] is not None and entry["p_tost"] < alpha:
-        text += (f" The difference is nonetheless within the margin δ = {fmt(margin)} "
+    if v == "beats" and within:
+        text += (f" The advantage is within the margin δ = {fmt(margin)} "
                  f"(TOST {p_is(entry['p_tost'])}): detectable, but smaller than what this "
                  f"study counts as practically relevant.")
     if capped:
