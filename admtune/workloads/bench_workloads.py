@@ -11,8 +11,9 @@ the validation and test metrics. The first run of a process pays for loading the
 
 ``--study-estimate`` adds the estimated wall time of the default study on this machine: per baseline,
 ``trials`` tuning runs plus (3 + extra arms) × ``seeds`` evaluation runs, each costing the steady
-per-run time scaled to the spec's step budget (an upper bound: pruned trials stop early; AdamW and AdM
-runs are assumed to cost what the SGD run costs). ``--json FILE`` appends one JSON object per run and
+per-run time scaled to the spec's budget by the number of examples processed (steps × batch size; an
+upper bound: pruned trials stop early; AdamW and AdM runs are assumed to cost what the timed run
+cost). ``--json FILE`` appends one JSON object per run and
 one for the estimate. Exit code 2 with one sentence on a bad option or missing data.
 """
 
@@ -128,17 +129,19 @@ def n_examples(workload: Any, result: Any) -> int:
     return max(1, int(extra["train_bytes"]) // int(workload.options["context"]))
 
 
-def study_estimate(spec: dict[str, Any], per_run_s: float, bench_steps: int,
-                   spec_steps: int) -> dict[str, Any]:
+def study_estimate(spec: dict[str, Any], per_run_s: float, bench_examples: int,
+                   spec_examples: int) -> dict[str, Any]:
+    """The default study's wall time: ``per_run_s`` scaled by the examples (images or sequences)
+    a run of the spec processes over those of the timed run, times the number of runs."""
     trials, seeds = int(spec.get("trials", 20)), int(spec.get("seeds", 5))
     baselines = list(spec.get("baselines", ["sgd", "adamw"]))
     extra = list(spec.get("extra_arms", []))
     runs_per_baseline = trials + (EVAL_ARMS + len(extra)) * seeds
-    run_s = per_run_s * spec_steps / max(1, bench_steps)
+    run_s = per_run_s * spec_examples / max(1, bench_examples)
     return {
         "baselines": baselines, "trials": trials, "seeds": seeds, "extra_arms": extra,
-        "runs": runs_per_baseline * len(baselines), "spec_steps": spec_steps,
-        "bench_steps": bench_steps, "run_s": run_s,
+        "runs": runs_per_baseline * len(baselines), "spec_examples": spec_examples,
+        "bench_examples": bench_examples, "run_s": run_s,
         "total_s": run_s * runs_per_baseline * len(baselines),
     }
 
@@ -260,16 +263,17 @@ def run_bench(args: argparse.Namespace, out=print) -> dict[str, Any]:
         ds_train = default_spec.get("train", {})
         n = n_examples(workload, result)
         spec_cfg = train_config(ds_train, args.baseline, None)
-        spec_steps = int(spec_cfg.total_steps(n)) if ds_train.get("epochs") or ds_train.get(
-            "steps") else result.steps
-        estimate = study_estimate(default_spec, steady, result.steps, spec_steps)
-        scaled = "" if spec_steps == result.steps else \
-            f", scaled from this run's {result.steps} steps to the spec's {spec_steps}"
+        bench_examples = result.steps * cfg.batch_size
+        spec_examples = int(spec_cfg.total_steps(n)) * spec_cfg.batch_size \
+            if ds_train.get("epochs") or ds_train.get("steps") else bench_examples
+        estimate = study_estimate(default_spec, steady, bench_examples, spec_examples)
+        scaled = "" if spec_examples == bench_examples else \
+            f", scaled from this run's {bench_examples:,} examples to the spec's {spec_examples:,}"
         out(f"study estimate ({spec_path.name}: {len(estimate['baselines'])} baseline(s) × "
             f"({estimate['trials']} trials + {EVAL_ARMS + len(estimate['extra_arms'])} arms × "
             f"{estimate['seeds']} seeds) = {estimate['runs']} runs at {estimate['run_s']:.1f} s/run"
             f"{scaled}): about {_fmt_s(estimate['total_s'])} (an upper bound: pruned trials stop "
-            f"early)")
+            f"early; AdamW and AdM runs taken to cost what this run cost)")
     if args.json:
         with open(args.json, "a", encoding="utf-8") as f:
             for rec in records:

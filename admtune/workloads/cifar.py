@@ -227,8 +227,9 @@ def write_fake_cifar(
         raise ValueError("classes must be 10 or 100")
     rel = RELEASES[classes]
     rng = np.random.default_rng(seed)
-    protos = rng.uniform(40, 215, size=(classes, 3, 1, 1))
-    freq = rng.integers(1, 6, size=classes)
+    protos = rng.uniform(30, 225, size=(classes, 3, 1, 1))   # a colour per class
+    freq = 1 + np.arange(classes) % 7                        # a stripe frequency per class
+    vertical = (np.arange(classes) // 7) % 2 == 0            # and an orientation
     grid = np.arange(32)
 
     def make(n: int) -> tuple[np.ndarray, list[int]]:
@@ -236,8 +237,9 @@ def write_fake_cifar(
         x = np.empty((n, 3072), dtype=np.uint8)
         for a in range(0, n, 5000):  # in chunks: a full-size fake set stays light on memory
             yc = y[a:a + 5000]
-            stripes = 30 * np.sin(2 * np.pi * freq[yc, None] * grid[None, :] / 32)  # columns
-            img = protos[yc] + stripes[:, None, None, :] + rng.normal(0, 25, (len(yc), 3, 32, 32))
+            wave = 50 * np.sin(2 * np.pi * freq[yc, None] * grid[None, :] / 32)   # len(yc) × 32
+            stripes = np.where(vertical[yc, None, None], wave[:, None, :], wave[:, :, None])
+            img = protos[yc] + stripes[:, None] + rng.normal(0, 20, (len(yc), 3, 32, 32))
             x[a:a + 5000] = np.clip(img, 0, 255).astype(np.uint8).reshape(len(yc), 3072)
         return x, [int(v) for v in y]
 
@@ -302,10 +304,16 @@ def reflect_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
     return x[..., idx, :][..., idx]
 
 
+_STATS: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+
 def normalise(x: torch.Tensor) -> torch.Tensor:
     """uint8 N×3×H×W (any memory layout) → float, standardised per channel."""
-    mean = torch.tensor(MEAN, device=x.device).view(1, 3, 1, 1) * 255
-    std = torch.tensor(STD, device=x.device).view(1, 3, 1, 1) * 255
+    key = str(x.device)
+    if key not in _STATS:  # made once per device: no host-to-device copy per batch
+        _STATS[key] = (torch.tensor(MEAN, device=x.device).view(1, 3, 1, 1) * 255,
+                       torch.tensor(STD, device=x.device).view(1, 3, 1, 1) * 255)
+    mean, std = _STATS[key]
     return (x.float() - mean) / std
 
 

@@ -175,7 +175,7 @@ def eval_windows(n_bytes: int, context: int, max_windows: int) -> torch.Tensor:
 def gather_windows(split: torch.Tensor, starts: torch.Tensor, context: int) -> torch.Tensor:
     """``len(starts)`` × (context + 1) bytes as int64 token ids."""
     offsets = torch.arange(context + 1, device=split.device)
-    return split[starts.to(split.device)[:, None] + offsets].long()
+    return split[starts[:, None] + offsets].long()
 
 
 @torch.no_grad()
@@ -229,8 +229,8 @@ class ByteLM:
         g = ctx.generator(device)
         high = len(corpus.train) - context  # window starts in [0, high)
         max_windows = opts["eval_batches"] * batch
-        val_starts = eval_windows(len(corpus.val), context, max_windows)
-        test_starts = eval_windows(len(corpus.test), context, max_windows)
+        val_starts = eval_windows(len(corpus.val), context, max_windows).to(device)
+        test_starts = eval_windows(len(corpus.test), context, max_windows).to(device)
 
         def validate(step: int) -> dict[str, float]:
             model.eval()
