@@ -13,54 +13,74 @@ import torch
 from torch import Tensor
 
 from . import twoplane
-from .sgd import _AdMOptimizer, _check_number, _ratio, _sumsq
+from .sgd import _AdMOptimizer, _check_number, _Collect, _dots, _host_vec, _sumsq
 
 __all__ = ["AdMAdamW"]
 
 
-def _ptilde(vs: list[Tensor], bc2_sqrt: list[float], eps: float) -> list[Tensor]:
-    r""":math:`\tilde P = \sqrt{v/(1-\beta_2^t)} + \epsilon` (Adam's denominator, as
-    torch's foreach AdamW computes it); :math:`P = (1-\beta_{\max}B)\,\tilde P`."""
-    pt = torch._foreach_sqrt(vs)
-    torch._foreach_div_(pt, bc2_sqrt)
-    torch._foreach_add_(pt, eps)
-    return pt
+def _precond(sq: list[Tensor], c1: list[Tensor], c2: list[Tensor]) -> list[Tensor]:
+    r""":math:`P = c_1\sqrt{v} + c_2` with :math:`c_1 = (1-\beta_{\max}B)/\sqrt{1-\beta_2^t}`,
+    :math:`c_2 = (1-\beta_{\max}B)\,\epsilon` (per-tensor 0-d tensors); ``sq`` holds
+    :math:`\sqrt{v}`."""
+    pp = torch._foreach_mul(sq, c1)
+    torch._foreach_add_(pp, c2)
+    return pp
 
 
 def _adamw_reduce(
     xs: list[Tensor],
     gs: list[Tensor],
     ds: list[Tensor],
-    vs: list[Tensor],
-    bc2_sqrt: list[float],
-    lam_s: list[Tensor],
+    sq: list[Tensor],
+    c1: list[Tensor],
+    c2: list[Tensor],
     beta2: float,
-    eps: float,
     lam: float,
     wd: float,
     acc: torch.dtype,
+    dot: bool | None,
 ) -> list[list[Tensor]]:
-    r"""Second moment update, then per piece the sums of squares (in ``acc``)
-    :math:`\sum g^2/\tilde P,\ \sum d^2/\tilde P,\ \sum (d-g)^2/\tilde P,\
-    \sum (d-g)^2/(\tilde P(1+\lambda s\tilde P))` and, with weight decay,
-    :math:`\sum g^2,\ \sum x^2,\ \sum (x-g)^2` (for :math:`\sum g x` by polarisation)."""
-    torch._foreach_mul_(vs, beta2)
-    torch._foreach_addcmul_(vs, gs, gs, value=1.0 - beta2)
-    pt = _ptilde(vs, bc2_sqrt, eps)
-    rs = torch._foreach_rsqrt(pt)
+    r"""Second-moment update (the state holds :math:`\sqrt{v}`, so that the square root is
+    taken once per step), then per piece, with :math:`M = P(1+\lambda P)`:
+
+    * ``dot`` style: :math:`\sum g d/P,\ \sum d^2/P,\ \sum (d-g)^2/M` and, with weight decay,
+      :math:`\sum g x` — BLAS dot products;
+    * sums of squares (one multi-tensor reduction each, accumulated in ``acc``):
+      :math:`\sum g^2/P,\ \sum d^2/P,\ \sum (d-g)^2/P,\ \sum (d-g)^2/M` and, with weight
+      decay, :math:`\sum g^2,\ \sum x^2,\ \sum (x-g)^2` (for the signed sums, by polarisation);
+    * ``dot=None``: the moment update only (β forced).
+    """
+    torch._foreach_mul_(sq, sq)
+    torch._foreach_mul_(sq, beta2)
+    torch._foreach_addcmul_(sq, gs, gs, value=1.0 - beta2)
+    torch._foreach_sqrt_(sq)
+    if dot is None:
+        return []
+    pp = _precond(sq, c1, c2)
+    if dot:
+        q = torch._foreach_div(ds, pp)
+        out = [_dots(gs, q), _dots(ds, q)]
+        del q
+        m = torch._foreach_addcmul(pp, pp, pp, value=lam) if lam != 0.0 else pp
+        us = torch._foreach_sub(ds, gs)
+        out.append(_dots(us, torch._foreach_div(us, m)))
+        if wd != 0.0:
+            out.append(_dots(gs, xs))
+        return out
+    n = len(xs)
+    rs = torch._foreach_rsqrt(pp)
     a = torch._foreach_mul(gs, rs)
     b = torch._foreach_mul(ds, rs)
     del rs
-    n = len(xs)
     ab = _sumsq([*a, *b], acc)
-    torch._foreach_sub_(a, b)  # a = (g - d)/sqrt(P~)
+    torch._foreach_sub_(a, b)  # a = (g - d)/sqrt(P)
     del b
     uw = _sumsq(a, acc)
     if lam != 0.0:
-        torch._foreach_mul_(pt, lam_s)
-        torch._foreach_add_(pt, 1.0)
-        torch._foreach_rsqrt_(pt)
-        torch._foreach_mul_(a, pt)
+        torch._foreach_mul_(pp, lam)
+        torch._foreach_add_(pp, 1.0)
+        torch._foreach_rsqrt_(pp)
+        torch._foreach_mul_(a, pp)
         den = _sumsq(a, acc)
     else:
         den = uw
@@ -72,37 +92,46 @@ def _adamw_reduce(
     return out
 
 
+def _adamw_canon_dot(v: Tensor) -> Tensor:
+    """→ (Σ g d/P, Σ d²/P, Σ (d−g)²/M, Σ g x) (the last 0 without weight decay)."""
+    return v if v.shape[0] == 4 else torch.cat([v, torch.zeros_like(v[:1])])
+
+
+def _adamw_canon_sumsq(v: Tensor) -> Tensor:
+    """Sums of squares → (Σ g d/P, Σ d²/P, Σ (d−g)²/M, Σ g x) by polarisation."""
+    gx = 0.5 * (v[4] + v[5] - v[6]) if v.shape[0] == 7 else torch.zeros_like(v[0])
+    return torch.stack([0.5 * (v[0] + v[1] - v[2]), v[1], v[3], gx])
+
+
 def _adamw_apply(
     xs: list[Tensor],
     gs: list[Tensor],
     ds: list[Tensor],
-    vs: list[Tensor],
-    bc2_sqrt: list[float],
-    eps: float,
-    weights: tuple[list[Tensor], list[Tensor]] | list[Tensor],
-    s: list[Tensor],
+    sq: list[Tensor],
+    c1: list[Tensor],
+    c2: list[Tensor],
+    w: list[Tensor],
+    lam: float,
     lr: float,
     wd: float,
 ) -> None:
     r""":math:`d \leftarrow d + \frac{1-\beta}{1+\lambda P}(g-d)`, then
-    :math:`x \leftarrow (1-\eta\mu)\,x - \eta\, d/P`. ``weights`` is ``(1/(λs), (1-β)/(λs))``
-    per piece when λ > 0 (so that :math:`\frac{1-\beta}{1+\lambda s\tilde P} =
-    \frac{(1-\beta)/(\lambda s)}{\tilde P + 1/(\lambda s)}`), else the list of :math:`1-\beta`."""
-    pt = _ptilde(vs, bc2_sqrt, eps)
-    if isinstance(weights, tuple):
-        inv, k = weights
-        w = torch._foreach_add(pt, inv)
-        torch._foreach_reciprocal_(w)
-        torch._foreach_mul_(w, k)
-        torch._foreach_lerp_(ds, gs, w)
-        del w
+    :math:`x \leftarrow (1-\eta\mu)\,x - \eta\, d/P`. ``w`` holds :math:`(1-\beta)/\lambda`
+    per piece when λ > 0 (:math:`\frac{1-\beta}{1+\lambda P} =
+    \frac{(1-\beta)/\lambda}{P + 1/\lambda}`), else :math:`1-\beta`."""
+    pp = _precond(sq, c1, c2)
+    if lam != 0.0:
+        wt = torch._foreach_add(pp, 1.0 / lam)
+        torch._foreach_reciprocal_(wt)
+        torch._foreach_mul_(wt, w)
+        torch._foreach_lerp_(ds, gs, wt)
+        del wt
     else:
-        torch._foreach_lerp_(ds, gs, weights)
+        torch._foreach_lerp_(ds, gs, w)
     if lr != 0.0:
         if wd != 0.0:
             torch._foreach_mul_(xs, 1.0 - lr * wd)
-        torch._foreach_mul_(pt, s)
-        torch._foreach_addcdiv_(xs, ds, pt, value=-lr)
+        torch._foreach_addcdiv_(xs, ds, pp, value=-lr)
 
 
 class AdMAdamW(_AdMOptimizer):
@@ -200,6 +229,7 @@ class AdMAdamW(_AdMOptimizer):
         state = self.state
         per_tensor = group["granularity"] == "tensor"
         forced = self._force_beta
+        foreach = self._use_foreach(group)
 
         is_new: list[bool] = []
         for _, p, _ in items:
@@ -208,10 +238,8 @@ class AdMAdamW(_AdMOptimizer):
             if fresh:
                 st["step"] = 0
                 st["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                st["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                st["beta_prod"] = torch.ones(
-                    (), dtype=twoplane.acc_dtype(p.dtype), device=p.device
-                )
+                st["exp_avg_sq_sqrt"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                st["beta_prod"] = torch.ones((), dtype=twoplane.acc_dtype(p.dtype), device=p.device)
             st["step"] += 1
             is_new.append(fresh)
 
@@ -222,31 +250,29 @@ class AdMAdamW(_AdMOptimizer):
             gs = [items[k][2] for k in ks]
             sts = [state[p] for p in xs]
             ds = [st["exp_avg"] for st in sts]
-            vs = [st["exp_avg_sq"] for st in sts]
+            sq = [st["exp_avg_sq_sqrt"] for st in sts]
             acc = twoplane.acc_dtype(dtype)
-            bc2 = [math.sqrt(1.0 - beta2 ** st["step"]) for st in sts]
-            bprod = torch.stack([st["beta_prod"].to(acc) for st in sts])
-            s = 1.0 - beta_max * bprod
-            lam_s = list((lam * s).unbind())
-            pieces = self._pieces([xs, gs, ds, vs], dev, self._use_foreach(group, xs))
-            sums: list[list[list[Tensor]]] = []
-            for owners, (px, pg, pd, pv) in pieces.buckets:
+            bprod = torch.stack([st["beta_prod"] for st in sts])
+            s = 1.0 - beta_max * bprod  # first-moment bias correction 1 - β_max B
+            bc2 = _host_vec([math.sqrt(1.0 - beta2 ** st["step"]) for st in sts], acc, dev)
+            c1_l, c2_l = list((s / bc2).unbind()), list((s * eps).unbind())
+            pieces = self._pieces([xs, gs, ds, sq], dev, foreach)
+            col = _Collect()
+            for owners, (px, pg, pd, pq) in pieces.buckets:
+                dot = None if forced is not None else self._dot_mode(dev, dtype, len(owners))
                 res = _adamw_reduce(
-                    px, pg, pd, pv, [bc2[i] for i in owners], [lam_s[i] for i in owners],
-                    beta2, eps, lam, wd, acc,
+                    px, pg, pd, pq, [c1_l[i] for i in owners], [c2_l[i] for i in owners],
+                    beta2, lam, wd, acc, dot,
                 )
-                sums.append(res)
-            vec = [pieces.per_tensor([b[q] for b in sums]) for q in range(len(sums[0]))]
-            gw, dw, uw, dm = vec[:4]
-            s_gd = 0.5 * (gw + dw - uw) / s
-            s_dd = dw / s
-            den = dm / s
-            s_gx: Tensor | float = 0.0
-            if wd != 0.0:
-                s_gx = 0.5 * (vec[4] + vec[5] - vec[6])
-            r = _ratio([twoplane.lr_ratio(st.get("prev_lr"), lr) for st in sts], acc, dev)
-            num, den = twoplane.adamw_num_den(s_gd, s_dd, s_gx, den, r, wd)
-            runs.append((ks, dev, acc, sts, bc2, bprod, s, pieces, num, den))
+                if dot is not None:
+                    col.add(dot, res, owners)
+            num = den = None
+            if forced is None:
+                mat, owners = col.finish(_adamw_canon_dot, _adamw_canon_sumsq)
+                s_gd, s_dd, dm, s_gx = pieces.per_tensor(mat, owners).unbind()
+                r = _host_vec([twoplane.lr_ratio(st.get("prev_lr"), lr) for st in sts], acc, dev)
+                num, den = twoplane.adamw_num_den(s_gd, s_dd, s_gx, dm, r, wd)
+            runs.append((ks, dev, acc, sts, bprod, c1_l, c2_l, pieces, num, den))
 
         # β per part; first-step tensors take β_max (d = 0, no previous iterate).
         betas: list[Tensor] = []
@@ -258,7 +284,7 @@ class AdMAdamW(_AdMOptimizer):
         else:
             olds = [[j for j, k in enumerate(ks) if not is_new[k]] for ks, *_ in runs]
             parts = []
-            for (ks, dev, _, *_, num, den), old in zip(runs, olds, strict=True):
+            for (ks, dev, *_, num, den), old in zip(runs, olds, strict=True):
                 if len(old) != len(ks):  # some tensors take their first step
                     nl, dl = num.unbind(), den.unbind()
                     num = torch.stack([nl[j] for j in old]) if old else num[:0]
@@ -275,38 +301,25 @@ class AdMAdamW(_AdMOptimizer):
                     betas.append(b)
                 else:
                     bmax = torch.full((), beta_max, dtype=acc, device=dev)
-                    col = [bmax] * len(ks)
+                    col_b = [bmax] * len(ks)
                     for j, bj in zip(old, b.unbind(), strict=True):
-                        col[j] = bj
-                    betas.append(torch.stack(col))
+                        col_b[j] = bj
+                    betas.append(torch.stack(col_b))
 
         # Apply.
-        report: dict[int, Tensor] = {}
-        for (ks, _, _, sts, bc2, bprod, s, pieces, _, _), beta in zip(runs, betas, strict=True):
-            one_minus = 1.0 - beta
-            if lam != 0.0:
-                inv = 1.0 / (lam * s)
-                k_vec = one_minus * inv
-                inv_l, k_l = list(inv.unbind()), list(k_vec.unbind())
-            else:
-                w_l = list(one_minus.unbind())
-            s_l = list(s.unbind())
-            for owners, (px, pg, pd, pv) in pieces.buckets:
-                weights: tuple[list[Tensor], list[Tensor]] | list[Tensor]
-                if lam != 0.0:
-                    weights = ([inv_l[i] for i in owners], [k_l[i] for i in owners])
-                else:
-                    weights = [w_l[i] for i in owners]
+        cols: list[tuple[list[int], Tensor]] = []
+        for (ks, _, _, sts, bprod, c1_l, c2_l, pieces, _, _), beta in zip(runs, betas, strict=True):
+            w_l = list(((1.0 - beta) / lam if lam != 0.0 else 1.0 - beta).unbind())
+            for owners, (px, pg, pd, pq) in pieces.buckets:
                 _adamw_apply(
-                    px, pg, pd, pv, [bc2[i] for i in owners], eps, weights,
-                    [s_l[i] for i in owners], lr, wd,
+                    px, pg, pd, pq, [c1_l[i] for i in owners], [c2_l[i] for i in owners],
+                    [w_l[i] for i in owners], lam, lr, wd,
                 )
             for st, b in zip(sts, (bprod * beta).unbind(), strict=True):
                 st["beta_prod"] = b
                 st["prev_lr"] = lr
-            if per_tensor:
-                report.update(zip(ks, beta.unbind(), strict=True))
+            cols.append((ks, beta))
 
         if per_tensor:
-            return self._report(group, items, report, None)
-        return self._report(group, items, {}, betas[0][0] if betas else None)
+            return self._report(group, items, cols, None)
+        return self._report(group, items, [], betas[0][0] if betas else None)

@@ -21,19 +21,22 @@ temporaries while keeping the number of kernel launches low.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
-from torch.optim.optimizer import Optimizer, _default_to_fused_or_foreach
+from torch.optim.optimizer import Optimizer
 
 from . import twoplane
 
 __all__ = ["AdMSGD"]
 
-#: Elements per piece on CPU (both paths) and per bucket of the CPU foreach path.
+#: Elements per piece on CPU (both paths) and per multi-tensor bucket of the CPU foreach path.
 CPU_CHUNK = 1 << 18
+#: CPU foreach path: tensors with at least this many elements get a bucket of their own (their
+#: reductions are BLAS dots); smaller ones share multi-tensor buckets (overhead-bound).
+CPU_SMALL = 1 << 14
 #: Elements per piece / bucket of the foreach path on accelerators.
 DEVICE_BUCKET = 1 << 25
 
@@ -89,56 +92,94 @@ class _Pieces:
 
     ``operands`` holds k lists of n same-shape tensors (parameter, gradient, state buffers).
     ``buckets`` is a list of ``(owners, views)``: ``owners[j]`` is the tensor index of piece j and
-    ``views`` holds k lists of piece views.
+    ``views`` holds k lists of piece views. Tensors above ``chunk`` elements are cut into flat
+    chunks, one bucket each; tensors of at least ``small`` elements get a bucket of their own;
+    the others share buckets of up to ``bucket`` elements (``bucket=None``: one piece per
+    bucket, the single-tensor path). Without ``small`` (accelerators) pieces stay in tensor
+    order, which :meth:`per_tensor` relies on off the CPU.
     """
 
-    def __init__(self, operands: list[list[Tensor]], chunk: int | None, bucket: int | None):
-        n = len(operands[0])
-        self.n = n
+    def __init__(
+        self,
+        operands: list[list[Tensor]],
+        chunk: int | None,
+        bucket: int | None,
+        small: int | None = None,
+    ):
+        self.n = len(operands[0])
         self.buckets: list[tuple[list[int], list[list[Tensor]]]] = []
-        owners: list[int] = []
-        views: list[list[Tensor]] = [[] for _ in operands]
+        k = len(operands)
+        group: tuple[list[int], list[list[Tensor]]] = ([], [[] for _ in range(k)])
         size = 0
-
-        def close() -> None:
-            nonlocal owners, views, size
-            if owners:
-                self.buckets.append((owners, views))
-            owners, views, size = [], [[] for _ in operands], 0
-
-        for i in range(n):
+        for i in range(self.n):
             ops = [lst[i] for lst in operands]
-            numel = ops[0].numel()
-            flat = _flatten(ops) if chunk is not None and numel > chunk else None
-            parts: Iterable[tuple[list[Tensor], int]]
-            if flat is None:
-                parts = [(ops, numel)]
-            else:
-                assert chunk is not None
-                parts = (
-                    ([f[s : s + chunk] for f in flat], min(chunk, numel - s))
-                    for s in range(0, numel, chunk)
-                )
-            for piece, m in parts:
-                if bucket is None or (size and size + m > bucket):
-                    close()
-                owners.append(i)
-                for lst, t in zip(views, piece, strict=True):
-                    lst.append(t)
-                size += m
-        close()
+            m = ops[0].numel()
+            flat = _flatten(ops) if chunk is not None and m > chunk else None
+            if flat is not None or bucket is None or (small is not None and m >= small):
+                if small is None and group[0]:  # keep tensor order
+                    self.buckets.append(group)
+                    group, size = ([], [[] for _ in range(k)]), 0
+                if flat is None:
+                    self.buckets.append(([i], [[t] for t in ops]))
+                else:
+                    assert chunk is not None
+                    for s0 in range(0, m, chunk):
+                        self.buckets.append(([i], [[f[s0 : s0 + chunk]] for f in flat]))
+                continue
+            if size and size + m > bucket:
+                self.buckets.append(group)
+                group, size = ([], [[] for _ in range(k)]), 0
+            group[0].append(i)
+            for lst, t in zip(group[1], ops, strict=True):
+                lst.append(t)
+            size += m
+        if group[0]:
+            self.buckets.append(group)
 
-    def per_tensor(self, values: list[list[Tensor]]) -> Tensor:
-        """Per-piece sums (one list of 0-d tensors per bucket) → a vector of per-tensor sums."""
-        out: list[list[Tensor]] = [[] for _ in range(self.n)]
-        for (owners, _), vals in zip(self.buckets, values, strict=True):
-            for i, v in zip(owners, vals, strict=True):
-                out[i].append(v)
-        return torch.stack([o[0] if len(o) == 1 else torch.stack(o).sum() for o in out])
+    def per_tensor(self, vals: Tensor, owners: list[int]) -> Tensor:
+        """``(q, P)`` per-piece sums, piece j belonging to tensor ``owners[j]`` → ``(q, n)``."""
+        n = self.n
+        if len(owners) == n and owners == list(range(n)):
+            return vals
+        if vals.device.type == "cpu":
+            idx = torch.tensor(owners, dtype=torch.long)
+            return vals.new_zeros(vals.shape[0], n).index_add_(1, idx, vals)
+        blocks, j = [], 0  # off the CPU the pieces are in tensor order: sum runs of chunks
+        while j < len(owners):
+            e = j + 1
+            while e < len(owners) and owners[e] == owners[j]:
+                e += 1
+            blocks.append(vals[:, j:e].sum(1, keepdim=True) if e - j > 1 else vals[:, j:e])
+            j = e
+        return torch.cat(blocks, 1)
 
-    def expand(self, coeffs: list[Tensor]) -> list[list[Tensor]]:
+    def expand(self, coeffs: list[Any]) -> list[list[Any]]:
         """Per-tensor coefficients → per-piece lists, one per bucket."""
         return [[coeffs[i] for i in owners] for owners, _ in self.buckets]
+
+
+class _Collect:
+    """Per-bucket reduction results, kept apart by reduction style ("dot" or sums of squares),
+    then turned into one canonical ``(q, P)`` matrix of per-piece sums."""
+
+    def __init__(self) -> None:
+        self.parts: dict[bool, tuple[list[Tensor], list[int]]] = {True: ([], []), False: ([], [])}
+
+    def add(self, dot: bool, sums: list[list[Tensor]], owners: list[int]) -> None:
+        flat = [t for lst in sums for t in lst]
+        self.parts[dot][0].append(torch.stack(flat).view(len(sums), len(owners)))
+        self.parts[dot][1].extend(owners)
+
+    def finish(
+        self, canon_dot: Callable[[Tensor], Tensor], canon_sumsq: Callable[[Tensor], Tensor]
+    ) -> tuple[Tensor, list[int]]:
+        mats, owners = [], []
+        for dot, canon in ((True, canon_dot), (False, canon_sumsq)):
+            blocks, own = self.parts[dot]
+            if blocks:
+                mats.append(canon(torch.cat(blocks, 1) if len(blocks) > 1 else blocks[0]))
+                owners.extend(own)
+        return (torch.cat(mats, 1) if len(mats) > 1 else mats[0]), owners
 
 
 def _sumsq(tensors: list[Tensor], acc: torch.dtype) -> list[Tensor]:
@@ -149,11 +190,17 @@ def _sumsq(tensors: list[Tensor], acc: torch.dtype) -> list[Tensor]:
     return list(torch._foreach_mul(norms, norms))
 
 
-def _ratio(rs: list[float], acc: torch.dtype, device: torch.device) -> float | Tensor:
-    """Per-tensor r as a host float when they agree (the normal case), else a device vector."""
-    if all(r == rs[0] for r in rs):
-        return rs[0]
-    return torch.tensor(rs, dtype=acc).to(device, non_blocking=True)
+def _dots(xs: list[Tensor], ys: list[Tensor]) -> list[Tensor]:
+    """Per-piece dot products (BLAS; the accumulation dtype is the tensors' own, fp32/fp64)."""
+    return [torch.dot(x.reshape(-1), y.reshape(-1)) for x, y in zip(xs, ys, strict=True)]
+
+
+def _host_vec(vals: list[float], acc: torch.dtype, device: torch.device) -> float | Tensor:
+    """Per-tensor host floats (r_t, bias corrections) as one float when they agree (the normal
+    case), else a device vector (an asynchronous host-to-device copy, no sync)."""
+    if all(v == vals[0] for v in vals):
+        return vals[0]
+    return torch.tensor(vals, dtype=acc).to(device, non_blocking=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -172,11 +219,14 @@ class _AdMOptimizer(Optimizer):
         self.last_betas: list[Tensor] = []
         #: Private test hook (oracle 3): a float forces β at every step; None = adaptive.
         self._force_beta: float | None = None
+        #: Private: "dot" / "sumsq" forces the reduction style (tests); None = by device.
+        self._reduce_mode: str | None = None
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         self.__dict__.setdefault("last_betas", [])
         self.__dict__.setdefault("_force_beta", None)
+        self.__dict__.setdefault("_reduce_mode", None)
         for group in self.param_groups:
             group.setdefault("foreach", None)
 
@@ -228,17 +278,24 @@ class _AdMOptimizer(Optimizer):
         return out
 
     @staticmethod
-    def _use_foreach(group: dict[str, Any], params: list[Tensor]) -> bool:
-        if group["foreach"] is None:
-            return _default_to_fused_or_foreach(params, False, False)[1]
-        return bool(group["foreach"])
+    def _use_foreach(group: dict[str, Any]) -> bool:
+        return True if group["foreach"] is None else bool(group["foreach"])
+
+    def _dot_mode(self, device: torch.device, dtype: torch.dtype, n_pieces: int) -> bool:
+        """Reduction style of a bucket: BLAS dot products (CPU, fp32/fp64, a bucket of one
+        piece: the fastest reduction there) or multi-tensor sums of squares (accelerators, low
+        precision, buckets of small tensors: one kernel, fp32 accumulation via ``dtype=``).
+        ``_reduce_mode`` ("dot" / "sumsq") overrides it (tests)."""
+        if self._reduce_mode is not None:
+            return self._reduce_mode == "dot"
+        return device.type == "cpu" and dtype in (torch.float32, torch.float64) and n_pieces == 1
 
     @staticmethod
-    def _pieces(
-        operands: list[list[Tensor]], device: torch.device, foreach: bool
-    ) -> _Pieces:
+    def _pieces(operands: list[list[Tensor]], device: torch.device, foreach: bool) -> _Pieces:
         if device.type == "cpu":
-            return _Pieces(operands, CPU_CHUNK, CPU_CHUNK if foreach else None)
+            if foreach:
+                return _Pieces(operands, CPU_CHUNK, CPU_CHUNK, CPU_SMALL)
+            return _Pieces(operands, CPU_CHUNK, None)
         if foreach:
             return _Pieces(operands, DEVICE_BUCKET, DEVICE_BUCKET)
         return _Pieces(operands, None, None)
@@ -284,32 +341,31 @@ class _AdMOptimizer(Optimizer):
         self,
         group: dict[str, Any],
         items: list[tuple[int, Tensor, Tensor]],
-        betas: dict[int, Tensor],
+        cols: list[tuple[list[int], Tensor]],
         group_beta: Tensor | None,
     ) -> Tensor:
         """The ``last_betas`` entry of a group: a fresh 1-D float32 tensor on the group's device.
 
-        ``betas`` maps positions in ``items`` to 0-d β tensors (``tensor`` granularity);
-        ``group_beta`` is the group's β (``global``; None if no param had a gradient)."""
+        ``cols``: ``(positions in items, β vector)`` pairs (``tensor`` granularity);
+        ``group_beta``: the group's 0-d β (``global``; None if no param had a gradient)."""
         params = group["params"]
         home = params[0].device if params else torch.device("cpu")
+        f32 = torch.float32
         if group["granularity"] == "global":
             if group_beta is None:
-                return torch.full((1,), math.nan, dtype=torch.float32, device=home)
-            return torch.stack([group_beta.to(home, torch.float32, non_blocking=True)])
-        if not items:
-            return torch.full((len(params),), math.nan, dtype=torch.float32, device=home)
-        nan = None
-        col: list[Tensor] = []
-        by_index = {items[k][0]: b for k, b in betas.items()}
-        for i in range(len(params)):
-            b = by_index.get(i)
-            if b is None:
-                if nan is None:
-                    nan = torch.full((), math.nan, dtype=torch.float32, device=home)
-                b = nan
-            col.append(b.to(home, torch.float32, non_blocking=True))
-        return torch.stack(col)
+                return torch.full((1,), math.nan, dtype=f32, device=home)
+            return group_beta.reshape(1).to(home, f32, non_blocking=True, copy=True)
+        n = len(params)
+        if len(cols) == 1 and len(items) == n and cols[0][0] == list(range(n)):
+            return cols[0][1].to(home, f32, non_blocking=True, copy=True)
+        entries: list[Tensor | None] = [None] * n
+        for pos, vec in cols:
+            for k, b in zip(pos, vec.to(home, f32, non_blocking=True).unbind(), strict=True):
+                entries[items[k][0]] = b
+        if any(e is None for e in entries):
+            nan = torch.full((), math.nan, dtype=f32, device=home)
+            entries = [nan if e is None else e for e in entries]
+        return torch.stack(entries)  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -317,19 +373,40 @@ class _AdMOptimizer(Optimizer):
 # ---------------------------------------------------------------------------------------------
 
 
-def _sgd_reduce(xs: list[Tensor], gs: list[Tensor], ds: list[Tensor], wd: float,
-                acc: torch.dtype) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
-    """Per piece: ‖g‖², ‖d‖², ‖d − g‖² (g includes the coupled weight decay)."""
+def _sgd_reduce(
+    xs: list[Tensor], gs: list[Tensor], ds: list[Tensor], wd: float, acc: torch.dtype, dot: bool
+) -> list[list[Tensor]]:
+    """Per piece, with g including the coupled weight decay: ``dot`` style (g·g, g·d, d·d) —
+    three BLAS dots, no temporary; else (‖g‖², ‖d‖², ‖d − g‖²) — one multi-tensor reduction."""
     if wd != 0.0:
         gs = torch._foreach_add(gs, xs, alpha=wd)
+    if dot:
+        return [_dots(gs, gs), _dots(gs, ds), _dots(ds, ds)]
     us = torch._foreach_sub(ds, gs)
     sums = _sumsq([*gs, *ds, *us], acc)
     n = len(xs)
-    return sums[:n], sums[n : 2 * n], sums[2 * n :]
+    return [sums[:n], sums[n : 2 * n], sums[2 * n :]]
 
 
-def _sgd_apply(xs: list[Tensor], gs: list[Tensor], ds: list[Tensor], b: list[Tensor],
-               one_b: tuple[Tensor, Tensor] | None, lr: float, wd: float) -> None:
+def _sgd_canon_dot(v: Tensor) -> Tensor:
+    """(g·g, g·d, d·d) → (‖g‖², g·d, ‖d−g‖² = g·g − 2 g·d + d·d)."""
+    return torch.stack([v[0], v[1], v[0] - 2.0 * v[1] + v[2]])
+
+
+def _sgd_canon_sumsq(v: Tensor) -> Tensor:
+    """(‖g‖², ‖d‖², ‖d−g‖²) → (‖g‖², g·d = (‖g‖² + ‖d‖² − ‖d−g‖²)/2, ‖d−g‖²)."""
+    return torch.stack([v[0], 0.5 * (v[0] + v[1] - v[2]), v[2]])
+
+
+def _sgd_apply(
+    xs: list[Tensor],
+    gs: list[Tensor],
+    ds: list[Tensor],
+    b: list[Tensor],
+    one_b: tuple[Tensor, Tensor] | None,
+    lr: float,
+    wd: float,
+) -> None:
     """d ← d + b (g − d) (= a d + b g), then x ← x − η d. ``one_b``: ``(a, b)`` when the whole
     bucket shares one coefficient (``global`` on an accelerator: multi-tensor fast paths)."""
     if wd != 0.0:
@@ -426,7 +503,7 @@ class AdMSGD(_AdMOptimizer):
         # sums of the others (r = 0 and d − g = 0).
         old: list[tuple[int, Tensor, Tensor]] = []
         new_pos: list[int] = []
-        for k, (i, p, g) in enumerate(items):
+        for k, (_, p, g) in enumerate(items):
             st = state[p]
             if "momentum_buffer" not in st:
                 d = torch.add(g, p, alpha=wd) if wd != 0.0 else torch.clone(g).detach()
@@ -438,61 +515,70 @@ class AdMSGD(_AdMOptimizer):
                 old.append((k, p, g))
 
         # Reduce: per (device, dtype) part, per-tensor numerator and denominator of β.
+        per_tensor = group["granularity"] == "tensor"
+        forced = self._force_beta
+        foreach = self._use_foreach(group)
         parts = []
-        runs = []
         for (dev, dtype), ks in self._by_device_dtype([items[k] for k, _, _ in old]).items():
             sel = [old[j] for j in ks]
             xs = [p for _, p, _ in sel]
             gs = [g for _, _, g in sel]
             ds = [state[p]["momentum_buffer"] for p in xs]
             acc = twoplane.acc_dtype(dtype)
-            pieces = self._pieces([xs, gs, ds], dev, self._use_foreach(group, xs))
-            gg, dd, uu = [], [], []
-            for _, (px, pg, pd) in pieces.buckets:
-                a, b, c = _sgd_reduce(px, pg, pd, wd, acc)
-                gg.append(a)
-                dd.append(b)
-                uu.append(c)
-            ggv, ddv, uuv = pieces.per_tensor(gg), pieces.per_tensor(dd), pieces.per_tensor(uu)
-            r = _ratio(
-                [twoplane.lr_ratio(state[p].get("prev_lr"), lr) for p in xs], acc, dev
-            )
-            gd = 0.5 * (ggv + ddv - uuv)
-            num, den = twoplane.sgd_num_den(ggv, gd, uuv, r, lam)
-            parts.append(([k for k, _, _ in sel], num, den, dev))
-            runs.append(pieces)
+            pieces = self._pieces([xs, gs, ds], dev, foreach)
+            num = den = None
+            if forced is None:
+                col = _Collect()
+                for owners, (px, pg, pd) in pieces.buckets:
+                    dot = self._dot_mode(dev, dtype, len(owners))
+                    col.add(dot, _sgd_reduce(px, pg, pd, wd, acc, dot), owners)
+                mat, owners = col.finish(_sgd_canon_dot, _sgd_canon_sumsq)
+                gg, gd, uu = pieces.per_tensor(mat, owners).unbind()
+                uu = torch.clamp(uu, min=0.0)
+                r = _host_vec(
+                    [twoplane.lr_ratio(state[p].get("prev_lr"), lr) for p in xs], acc, dev
+                )
+                num, den = twoplane.sgd_num_den(gg, gd, uu, r, lam)
+            parts.append(([k for k, _, _ in sel], pieces, num, den, dev, acc))
 
-        per_tensor = group["granularity"] == "tensor"
-        forced = self._force_beta
         if forced is not None:
-            betas = [torch.full((), float(forced), dtype=n.dtype, device=dv) for _, n, _, dv in parts]
+            betas = [torch.full((), float(forced), dtype=acc, device=dev)
+                     for *_, dev, acc in parts]
             if per_tensor:
-                betas = [b.expand(len(pos)) for b, (pos, _, _, _) in zip(betas, parts, strict=True)]
+                betas = [b.expand(len(p[0])) for b, p in zip(betas, parts, strict=True)]
         elif parts:
-            betas = self._betas(group["granularity"], [(n, d, dv) for _, n, d, dv in parts], beta_max)
+            betas = self._betas(
+                group["granularity"], [(n, d, dv) for _, _, n, d, dv, _ in parts], beta_max
+            )
         else:
             betas = []
 
         # Apply.
-        report: dict[int, Tensor] = {}
-        for (pos, _, _, dev), beta, pieces in zip(parts, betas, runs, strict=True):
+        cols: list[tuple[list[int], Tensor]] = []
+        for (pos, pieces, _, _, dev, _), beta in zip(parts, betas, strict=True):
             a_t, b_t = twoplane.sgd_coeffs(beta, lam)
             if per_tensor:
                 b_list = list(b_t.unbind())
-                report.update(zip(pos, beta.unbind(), strict=True))
+                cols.append((pos, beta))
             else:
                 b_list = [b_t] * len(pos)
             # One coefficient for all: multi-tensor fast paths on accelerators.
             one_b = (a_t, b_t) if not per_tensor and dev.type != "cpu" else None
             for (_, (px, pg, pd)), bl in zip(pieces.buckets, pieces.expand(b_list), strict=True):
                 _sgd_apply(px, pg, pd, bl, one_b, lr, wd)
-        first = 0.0 if forced is None else float(forced)  # first step: d = g, reported β = 0
-        for k in new_pos:
-            report[k] = torch.full((), first, dtype=torch.float32, device=items[k][1].device)
         for _, p, _ in items:
             state[p]["prev_lr"] = lr
 
+        first = 0.0 if forced is None else float(forced)  # first step: d = g, reported β = 0
         if per_tensor:
-            return self._report(group, items, report, None)
-        gb = betas[0] if betas else (report[new_pos[0]] if new_pos else None)
-        return self._report(group, items, {}, gb)
+            if new_pos:
+                dev0 = items[new_pos[0]][1].device
+                cols.append((new_pos, torch.full((len(new_pos),), first, device=dev0)))
+            return self._report(group, items, cols, None)
+        if betas:
+            gb = betas[0]
+        elif new_pos:
+            gb = torch.full((), first, device=items[new_pos[0]][1].device)
+        else:
+            gb = None
+        return self._report(group, items, [], gb)
