@@ -23,6 +23,10 @@ def _clip(num: float, den: float, beta_max: float) -> float:
     return min(max(num / den, 0.0), beta_max)
 
 
+def _dot(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a * b).sum())
+
+
 def _ratio(prev: float | None, lr: float) -> float:
     if lr == 0.0:
         return 1.0
@@ -59,9 +63,9 @@ class RefAdMSGD:
             for i, _x, g, st in items:
                 d = st["d"]
                 r = _ratio(st.get("prev_lr"), lr)
-                gg, gd, dd = float(g @ g), float(g @ d), float(d @ d)
+                gg, gd, dd = _dot(g, g), _dot(g, d), _dot(d, d)
                 nums[i] = gg + (lam - 1.0) * gd - lam * dd + (1.0 + lam) * r * gd
-                dens[i] = float((d - g) @ (d - g))
+                dens[i] = _dot(d - g, d - g)
             if self.force_beta is not None:
                 betas = {i: self.force_beta for i, *_ in items}
             elif group["granularity"] == "global":
@@ -114,7 +118,7 @@ class RefAdMAdamW:
                 m = 1.0 / (P * (1 + lam * P))
                 d = st["d"]
                 r = _ratio(st.get("prev_lr"), lr)
-                num = r * float(g @ (d / P + wd * x)) - float(((d - g) * (g + lam * P * d) * m).sum())
+                num = r * _dot(g, d / P + wd * x) - _dot((d - g) * (g + lam * P * d), m)
                 den = float(((d - g) ** 2 * m).sum())
                 items.append((i, x, g, st, P, new, num, den))
             if self.force_beta is not None:

@@ -33,7 +33,7 @@ from . import twoplane
 __all__ = ["AdMSGD"]
 
 #: Elements per piece on CPU (both paths) and per multi-tensor bucket of the CPU foreach path.
-CPU_CHUNK = 1 << 18
+CPU_CHUNK = 1 << 20
 #: CPU foreach path: tensors with at least this many elements get a bucket of their own (their
 #: reductions are BLAS dots); smaller ones share multi-tensor buckets (overhead-bound).
 CPU_SMALL = 1 << 14
@@ -49,14 +49,14 @@ _GRANULARITIES = ("global", "tensor")
 
 
 def _check_number(name: str, value: Any, low: float, high: float, *, high_open: bool) -> float:
-    """``value`` as a float in ``[low, high]`` (``[low, high)`` if ``high_open``), else a
-    ValueError that names the argument and the allowed range."""
-    rng = f"[{low:g}, {'inf' if math.isinf(high) else f'{high:g}'}{')' if high_open else ']'}"
+    """``value`` as a finite float in ``[low, high]`` (``[low, high)`` if ``high_open``;
+    ``high=inf`` means no upper bound), else a ValueError naming the argument and the range."""
+    open_hi = high_open or math.isinf(high)
+    rng = f"[{low:g}, {high:g}{')' if open_hi else ']'}"
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     if ok:
         v = float(value)
-        ok = not math.isnan(v) and low <= v and (v < high if high_open else v <= high)
-        ok = ok and (math.isfinite(v) or math.isinf(high))
+        ok = math.isfinite(v) and low <= v and (v < high if open_hi else v <= high)
     if not ok:
         raise ValueError(f"{name} must be a number in {rng}, got {value!r}")
     return float(value)
@@ -310,8 +310,15 @@ class _AdMOptimizer(Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        self.last_betas = [self._step_group(group) for group in self.param_groups]
+        self.last_betas = self._step_groups()
         return loss
+
+    @torch.compiler.disable
+    def _step_groups(self) -> list[Tensor]:
+        # Under torch.compile the model is compiled and the optimizer step runs eagerly (a
+        # graph break): its host-side bookkeeping (per-tensor lr history, pieces) would
+        # otherwise force recompilations.
+        return [self._step_group(group) for group in self.param_groups]
 
     def _step_group(self, group: dict[str, Any]) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -564,7 +571,10 @@ class AdMSGD(_AdMOptimizer):
                 b_list = [b_t] * len(pos)
             # One coefficient for all: multi-tensor fast paths on accelerators.
             one_b = (a_t, b_t) if not per_tensor and dev.type != "cpu" else None
-            for (_, (px, pg, pd)), bl in zip(pieces.buckets, pieces.expand(b_list), strict=True):
+            # Reverse order: the pieces the reduction read last are still in cache.
+            for (_, (px, pg, pd)), bl in zip(
+                reversed(pieces.buckets), reversed(pieces.expand(b_list)), strict=True
+            ):
                 _sgd_apply(px, pg, pd, bl, one_b, lr, wd)
         for _, p, _ in items:
             state[p]["prev_lr"] = lr
