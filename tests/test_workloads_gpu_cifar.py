@@ -335,3 +335,15 @@ def test_bench_errors_are_one_sentence(tmp_path, capsys):
     assert rc == 2 and err.startswith("error: CIFAR-10 not found")
     if not torch.cuda.is_available():
         assert bench_workloads.main(["--device", "cuda", "--data-dir", str(tmp_path)]) == 2
+
+
+def test_adm_sgd_arm_trains_without_the_frozen_whitening(fake10):
+    optim = pytest.importorskip("admtune.optim")
+    if not hasattr(optim, "AdMSGD"):
+        pytest.skip("admtune.optim has no AdM optimizers yet")
+    ctx = make_ctx(epochs=1, batch=64, lr=1.0)
+    ctx.arm = Arm(baseline="sgd", name="adm", beta=None, lr=1.0, weight_decay=5e-4)
+    res = C.cifar10({"data_dir": str(fake10), **TINY, "n_train": 128}).run(ctx)
+    ctx.finish()
+    trace = ctx.beta_trace()
+    assert math.isfinite(res.test["loss"]) and trace is not None and len(trace["names"]) == 2

@@ -165,3 +165,15 @@ def test_bench_lm_on_the_cpu(capsys):
     text = capsys.readouterr().out
     assert rc == 0 and "tokens/s" in text and "val loss" in text
     assert "1 baseline(s) × (20 trials + 4 arms × 5 seeds) = 40 runs" in text
+
+
+@pytest.mark.parametrize("baseline, lr", [("sgd", 0.5), ("adamw", 1e-2)])
+def test_adm_arms_train_with_the_param_groups(baseline, lr):
+    optim = pytest.importorskip("admtune.optim")
+    if not hasattr(optim, "AdMSGD"):
+        pytest.skip("admtune.optim has no AdM optimizers yet")
+    ctx = make_ctx(steps=4, baseline=baseline, lr=lr)
+    ctx.arm = Arm(baseline=baseline, name="adm", beta=None, lr=lr, weight_decay=0.1)
+    res = get_workload("lm", TINY).run(ctx)
+    ctx.finish()
+    assert math.isfinite(res.test["loss"]) and ctx.beta_trace() is not None
