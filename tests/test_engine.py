@@ -239,7 +239,8 @@ def test_sigkilled_worker_is_detected_and_its_run_redone(tmp_path):
     w.send_signal(signal.SIGKILL)
     w.wait()
     time.sleep(2.5)  # past the grace period: the run is stale
-    out = runner.run(toy_spec(name), storage=url, out=tmp_path, device="cpu", report=False,
+    out = runner.run(toy_spec(name, ["workload.sleep=0.05"]), storage=url, out=tmp_path,
+                     device="cpu", report=False,
                      heartbeat_interval=1, grace_period=2)
     assert out.complete
     check_exact(url, name, trials=4, seeds=2)
