@@ -212,12 +212,19 @@ class AdMAdamW(_AdMOptimizer):
         _check_number("eps", group["eps"], 0.0, math.inf, high_open=False)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        # torch casts floating-point state to the param's dtype; B (a running product) must keep
+        # its fp32/fp64 accumulation dtype, so take it from the saved state directly.
+        saved = state_dict["state"]
+        ids = [i for g in state_dict["param_groups"] for i in g["params"]]
+        params = [p for g in self.param_groups for p in g["params"]]
+        keep = {
+            p: saved[i]["beta_prod"]
+            for i, p in zip(ids, params, strict=False)
+            if isinstance(saved.get(i, {}).get("beta_prod"), Tensor)
+        }
         super().load_state_dict(state_dict)
-        # torch casts floating state to the param's dtype; B stays in the accumulation dtype.
-        for st in self.state.values():
-            b = st.get("beta_prod")
-            if isinstance(b, Tensor):
-                st["beta_prod"] = b.to(twoplane.acc_dtype(b.dtype))
+        for p, b in keep.items():
+            self.state[p]["beta_prod"] = b.to(p.device, twoplane.acc_dtype(p.dtype), copy=True)
 
     def _step_group(self, group: dict[str, Any]) -> Tensor:
         lr: float = group["lr"]
@@ -276,6 +283,7 @@ class AdMAdamW(_AdMOptimizer):
 
         # β per part; first-step tensors take β_max (d = 0, no previous iterate).
         betas: list[Tensor] = []
+        group_beta: Tensor | None = None
         if forced is not None:
             betas = [
                 torch.full((len(ks),), float(forced), dtype=acc, device=dev)
@@ -295,22 +303,22 @@ class AdMAdamW(_AdMOptimizer):
             else:
                 raw = self._betas(group["granularity"], parts, beta_max)
             for (ks, dev, acc, *_), old, b in zip(runs, olds, raw, strict=True):
-                if not per_tensor:
-                    betas.append(b.expand(len(ks)))
-                elif len(old) == len(ks):
-                    betas.append(b)
-                else:
-                    bmax = torch.full((), beta_max, dtype=acc, device=dev)
-                    col_b = [bmax] * len(ks)
-                    for j, bj in zip(old, b.unbind(), strict=True):
-                        col_b[j] = bj
-                    betas.append(torch.stack(col_b))
+                if len(old) == len(ks):
+                    betas.append(b if per_tensor else b.expand(len(ks)))
+                    continue
+                bmax = torch.full((), beta_max, dtype=acc, device=dev)
+                col_b = [bmax] * len(ks)
+                for j, bj in zip(old, b.unbind() if per_tensor else [b] * len(old), strict=True):
+                    col_b[j] = bj
+                betas.append(torch.stack(col_b))
+            if not per_tensor:  # the group's β: that of the tensors past their first step
+                group_beta = next((b for b, old in zip(raw, olds, strict=True) if old), raw[0])
 
         # Apply.
         cols: list[tuple[list[int], Tensor]] = []
         for (ks, _, _, sts, bprod, c1_l, c2_l, pieces, _, _), beta in zip(runs, betas, strict=True):
             w_l = list(((1.0 - beta) / lam if lam != 0.0 else 1.0 - beta).unbind())
-            for owners, (px, pg, pd, pq) in pieces.buckets:
+            for owners, (px, pg, pd, pq) in reversed(pieces.buckets):  # cache-warm first
                 _adamw_apply(
                     px, pg, pd, pq, [c1_l[i] for i in owners], [c2_l[i] for i in owners],
                     [w_l[i] for i in owners], lam, lr, wd,
@@ -322,4 +330,6 @@ class AdMAdamW(_AdMOptimizer):
 
         if per_tensor:
             return self._report(group, items, cols, None)
-        return self._report(group, items, [], betas[0][0] if betas else None)
+        if forced is not None:
+            group_beta = betas[0][0] if betas else None
+        return self._report(group, items, [], group_beta if runs else None)
