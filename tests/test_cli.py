@@ -149,3 +149,22 @@ def test_the_console_script_runs(project):
     assert r.returncode == 2
     assert r.stderr.strip().startswith("error: seeds must be an integer ≥ 2")
     assert "Traceback" not in r.stderr
+
+
+def test_cifar_loader_refuses_pickles_that_would_run_code(tmp_path):
+    import pickle
+
+    from admtune.errors import DataError
+    from admtune.workloads import cifar
+
+    cifar.write_fake_cifar(tmp_path, n_train=20, n_test=10)
+    batch = next(tmp_path.rglob("data_batch_1"))
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("touch " + str(tmp_path / "pwned"),))
+
+    batch.write_bytes(pickle.dumps({b"data": Evil(), b"labels": [0]}))
+    with pytest.raises(DataError, match="refusing to load"):
+        cifar._read_batch(cifar.CIFAR10, batch)
+    assert not (tmp_path / "pwned").exists()

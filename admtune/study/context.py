@@ -158,8 +158,11 @@ class RunRecorder:
         self._checked = len(self._losses)
         if not pending:
             return
-        values = torch.stack([torch.as_tensor(v, dtype=torch.float32).cpu() for v in pending])
-        if not bool(torch.isfinite(values).all()):
+        tensors = [v for v in pending if torch.is_tensor(v)]
+        floats = [v for v in pending if not torch.is_tensor(v)]
+        # One device-side reduction and a single host sync per check.
+        finite = bool(torch.isfinite(torch.stack(tensors)).all()) if tensors else True
+        if not finite or not all(math.isfinite(v) for v in floats):
             raise Diverged("training loss became NaN or infinite")
 
     def finish(self) -> None:
@@ -189,11 +192,11 @@ class RunRecorder:
         return {"step": steps, "train_loss": _finite_or_none(vals)}
 
     def _losses_cpu(self) -> list[float]:
-        tensors = [v for v in self._losses if torch.is_tensor(v)]
-        if not tensors:
+        if not any(torch.is_tensor(v) for v in self._losses):
             return list(self._losses)
-        flat = torch.stack([torch.as_tensor(v, dtype=torch.float32).cpu() for v in self._losses])
-        return flat.tolist()
+        if all(torch.is_tensor(v) for v in self._losses):
+            return torch.stack(self._losses).cpu().tolist()  # one copy for the whole run
+        return [float(v) for v in self._losses]
 
     def val_curve(self) -> dict[str, list]:
         return {"step": list(self.val_steps), "value": _finite_or_none(list(self.val_values))}

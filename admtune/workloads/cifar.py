@@ -177,6 +177,22 @@ def locate(rel: Release, data_dir: str | os.PathLike, download: bool = False) ->
     )
 
 
+class _DataUnpickler(pickle.Unpickler):
+    """Unpickles the CIFAR batches (dicts of bytes, lists and NumPy arrays) and nothing else: a
+    pickle naming any other global (code to run) is refused rather than executed."""
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"), ("_codecs", "encode"),
+    }
+
+    def find_class(self, module: str, name: str):  # noqa: ANN201
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a data file")
+
+
 def _read_batch(rel: Release, path: Path) -> tuple[np.ndarray, np.ndarray]:
     def corrupt(why: str) -> DataError:
         return DataError(
@@ -188,7 +204,7 @@ def _read_batch(rel: Release, path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise corrupt("file missing")
     try:
         with open(path, "rb") as f:
-            d = pickle.load(f, encoding="bytes")  # noqa: S301 (the official data format)
+            d = _DataUnpickler(f, encoding="bytes").load()
     except Exception as exc:  # noqa: BLE001 (any unpickling failure means a bad file)
         raise corrupt(f"{type(exc).__name__}: {exc}") from None
     if not isinstance(d, dict) or b"data" not in d or rel.label_key not in d:
