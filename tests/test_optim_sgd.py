@@ -30,12 +30,17 @@ def grad_seq(steps, dtype=torch.float64, seed=1, shapes=SHAPES):
     return out
 
 
-@pytest.fixture(params=["default", "tiny-pieces"])
+@pytest.fixture(params=["default", "tiny-pieces", "accelerator-strategy"])
 def pieces(request, monkeypatch):
-    """Also run with tiny pieces: chunked tensors, shared buckets, per-piece sums."""
+    """Also run with tiny pieces (chunked tensors, shared buckets, per-piece sums), and with
+    the strategy used on accelerators (multi-tensor reductions, big ordered buckets, fast
+    one-coefficient paths), here with small buckets so that tensors are chunked too."""
     if request.param == "tiny-pieces":
         monkeypatch.setattr(sgd_mod, "CPU_CHUNK", 64)
         monkeypatch.setattr(sgd_mod, "CPU_SMALL", 16)
+    elif request.param == "accelerator-strategy":
+        monkeypatch.setattr(sgd_mod, "_accelerator", lambda device: True)
+        monkeypatch.setattr(sgd_mod, "DEVICE_BUCKET", 100)
     return request.param
 
 

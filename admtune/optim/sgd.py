@@ -33,7 +33,7 @@ from . import twoplane
 __all__ = ["AdMSGD"]
 
 #: Elements per piece on CPU (both paths) and per multi-tensor bucket of the CPU foreach path.
-CPU_CHUNK = 1 << 20
+CPU_CHUNK = 1 << 18
 #: CPU foreach path: tensors with at least this many elements get a bucket of their own (their
 #: reductions are BLAS dots); smaller ones share multi-tensor buckets (overhead-bound).
 CPU_SMALL = 1 << 14
@@ -46,6 +46,12 @@ _GRANULARITIES = ("global", "tensor")
 # ---------------------------------------------------------------------------------------------
 # Argument checks
 # ---------------------------------------------------------------------------------------------
+
+
+def _accelerator(device: torch.device) -> bool:
+    """Whether ``device`` gets the accelerator strategy (large foreach buckets, multi-tensor
+    reductions, one-coefficient fast paths) rather than the CPU one (tests patch this)."""
+    return device.type != "cpu"
 
 
 def _check_number(name: str, value: Any, low: float, high: float, *, high_open: bool) -> float:
@@ -107,6 +113,7 @@ class _Pieces:
         small: int | None = None,
     ):
         self.n = len(operands[0])
+        self.ordered = small is None  # pieces in tensor order (see per_tensor)
         self.buckets: list[tuple[list[int], list[list[Tensor]]]] = []
         k = len(operands)
         group: tuple[list[int], list[list[Tensor]]] = ([], [[] for _ in range(k)])
@@ -141,10 +148,11 @@ class _Pieces:
         n = self.n
         if len(owners) == n and owners == list(range(n)):
             return vals
-        if vals.device.type == "cpu":
-            idx = torch.tensor(owners, dtype=torch.long)
+        if not self.ordered or any(b < a for a, b in zip(owners, owners[1:])):
+            # CPU only (``small`` is set only there): an index on the host costs nothing
+            idx = torch.tensor(owners, dtype=torch.long, device=vals.device)
             return vals.new_zeros(vals.shape[0], n).index_add_(1, idx, vals)
-        blocks, j = [], 0  # off the CPU the pieces are in tensor order: sum runs of chunks
+        blocks, j = [], 0  # pieces in tensor order: sum the runs of chunks of one tensor
         while j < len(owners):
             e = j + 1
             while e < len(owners) and owners[e] == owners[j]:
@@ -288,11 +296,12 @@ class _AdMOptimizer(Optimizer):
         ``_reduce_mode`` ("dot" / "sumsq") overrides it (tests)."""
         if self._reduce_mode is not None:
             return self._reduce_mode == "dot"
-        return device.type == "cpu" and dtype in (torch.float32, torch.float64) and n_pieces == 1
+        cpu = not _accelerator(device)
+        return cpu and dtype in (torch.float32, torch.float64) and n_pieces == 1
 
     @staticmethod
     def _pieces(operands: list[list[Tensor]], device: torch.device, foreach: bool) -> _Pieces:
-        if device.type == "cpu":
+        if not _accelerator(device):
             if foreach:
                 return _Pieces(operands, CPU_CHUNK, CPU_CHUNK, CPU_SMALL)
             return _Pieces(operands, CPU_CHUNK, None)
@@ -570,7 +579,7 @@ class AdMSGD(_AdMOptimizer):
             else:
                 b_list = [b_t] * len(pos)
             # One coefficient for all: multi-tensor fast paths on accelerators.
-            one_b = (a_t, b_t) if not per_tensor and dev.type != "cpu" else None
+            one_b = (a_t, b_t) if not per_tensor and _accelerator(dev) else None
             # Reverse order: the pieces the reduction read last are still in cache.
             for (_, (px, pg, pd)), bl in zip(
                 reversed(pieces.buckets), reversed(pieces.expand(b_list)), strict=True
