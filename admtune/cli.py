@@ -134,7 +134,9 @@ def _print_summary(out_dir: Path) -> None:
     if summary_path.is_file():
         from .report import verdict_table
 
-        console.print(verdict_table(json.loads(summary_path.read_text())))
+        # Logs and pipes are not 80 columns wide screens: give the table room there.
+        out = console if console.is_terminal else Console(width=150)
+        out.print(verdict_table(json.loads(summary_path.read_text())))
     for f in ("report.html", "report.pdf", "summary.json", "runs.csv"):
         if (out_dir / f).is_file():
             console.print(f"  [dim]{out_dir / f}[/]")
