@@ -37,6 +37,7 @@ def pieces(request, monkeypatch):
     one-coefficient paths), here with small buckets so that tensors are chunked too."""
     if request.param == "tiny-pieces":
         monkeypatch.setattr(sgd_mod, "CPU_CHUNK", 64)
+        monkeypatch.setattr(sgd_mod, "SGD_CPU_CHUNK", 64)
         monkeypatch.setattr(sgd_mod, "CPU_SMALL", 16)
     elif request.param == "accelerator-strategy":
         monkeypatch.setattr(sgd_mod, "_accelerator", lambda device: True)

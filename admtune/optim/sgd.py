@@ -32,8 +32,10 @@ from . import twoplane
 
 __all__ = ["AdMSGD"]
 
-#: Elements per piece on CPU (both paths) and per multi-tensor bucket of the CPU foreach path.
+#: Elements per piece on CPU (both paths) and per multi-tensor bucket of the CPU foreach path:
+#: AdM-AdamW (L2-sized transient temporaries), AdM-SGD (no temporaries: fewer, larger ops).
 CPU_CHUNK = 1 << 18
+SGD_CPU_CHUNK = 1 << 20
 #: CPU foreach path: tensors with at least this many elements get a bucket of their own (their
 #: reductions are BLAS dots); smaller ones share multi-tensor buckets (overhead-bound).
 CPU_SMALL = 1 << 14
@@ -148,7 +150,7 @@ class _Pieces:
         n = self.n
         if len(owners) == n and owners == list(range(n)):
             return vals
-        if not self.ordered or any(b < a for a, b in zip(owners, owners[1:])):
+        if not self.ordered or any(b < a for a, b in zip(owners, owners[1:], strict=False)):
             # CPU only (``small`` is set only there): an index on the host costs nothing
             idx = torch.tensor(owners, dtype=torch.long, device=vals.device)
             return vals.new_zeros(vals.shape[0], n).index_add_(1, idx, vals)
@@ -299,12 +301,15 @@ class _AdMOptimizer(Optimizer):
         cpu = not _accelerator(device)
         return cpu and dtype in (torch.float32, torch.float64) and n_pieces == 1
 
-    @staticmethod
-    def _pieces(operands: list[list[Tensor]], device: torch.device, foreach: bool) -> _Pieces:
+    def _cpu_chunk(self) -> int:
+        return CPU_CHUNK
+
+    def _pieces(self, operands: list[list[Tensor]], device: torch.device, foreach: bool) -> _Pieces:
         if not _accelerator(device):
+            chunk = self._cpu_chunk()
             if foreach:
-                return _Pieces(operands, CPU_CHUNK, CPU_CHUNK, CPU_SMALL)
-            return _Pieces(operands, CPU_CHUNK, None)
+                return _Pieces(operands, chunk, chunk, CPU_SMALL)
+            return _Pieces(operands, chunk, None)
         if foreach:
             return _Pieces(operands, DEVICE_BUCKET, DEVICE_BUCKET)
         return _Pieces(operands, None, None)
@@ -506,6 +511,9 @@ class AdMSGD(_AdMOptimizer):
     def _check_group(self, group: dict[str, Any]) -> None:
         super()._check_group(group)
         _check_number("beta_max", group["beta_max"], 0.0, 1.0, high_open=True)
+
+    def _cpu_chunk(self) -> int:
+        return SGD_CPU_CHUNK
 
     def _step_group(self, group: dict[str, Any]) -> Tensor:
         lr: float = group["lr"]
