@@ -289,7 +289,7 @@ def test_state_memory_is_adamws_plus_scalars():
 
 
 @pytest.mark.parametrize("granularity", ["global", "tensor"])
-def test_bf16_params_track_fp32(granularity):
+def test_bf16_params_track_fp32(granularity, pieces):  # noqa: F811
     p32 = make_params(torch.float32)
     p16 = [torch.nn.Parameter(p.detach().to(torch.bfloat16)) for p in p32]
     o32 = AdMAdamW(p32, lr=1e-2, granularity=granularity)

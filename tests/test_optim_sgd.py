@@ -350,7 +350,7 @@ def test_sparse_and_complex_gradients_raise():
 
 
 @pytest.mark.parametrize("granularity", ["global", "tensor"])
-def test_bf16_params_track_fp32(granularity):
+def test_bf16_params_track_fp32(granularity, pieces):
     p32 = make_params(torch.float32)
     p16 = [torch.nn.Parameter(p.detach().to(torch.bfloat16)) for p in p32]
     o32 = AdMSGD(p32, lr=0.05, granularity=granularity, weight_decay=1e-3)

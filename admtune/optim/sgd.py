@@ -581,13 +581,16 @@ class AdMSGD(_AdMOptimizer):
         cols: list[tuple[list[int], Tensor]] = []
         for (pos, pieces, _, _, dev, _), beta in zip(parts, betas, strict=True):
             a_t, b_t = twoplane.sgd_coeffs(beta, lam)
+            pieces_dtype = items[pos[0]][1].dtype
             if per_tensor:
                 b_list = list(b_t.unbind())
                 cols.append((pos, beta))
             else:
                 b_list = [b_t] * len(pos)
-            # One coefficient for all: multi-tensor fast paths on accelerators.
-            one_b = (a_t, b_t) if not per_tensor and _accelerator(dev) else None
+            # One coefficient for all: multi-tensor fast paths on accelerators (which need the
+            # scalar in the tensors' dtype; bf16/fp16 keep fp32 coefficients, per tensor).
+            fast = not per_tensor and _accelerator(dev) and a_t.dtype == pieces_dtype
+            one_b = (a_t, b_t) if fast else None
             # Reverse order: the pieces the reduction read last are still in cache.
             for (_, (px, pg, pd)), bl in zip(
                 reversed(pieces.buckets), reversed(pieces.expand(b_list)), strict=True
