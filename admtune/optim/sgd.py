@@ -169,25 +169,32 @@ class _Pieces:
 
 
 class _Collect:
-    """Per-bucket reduction results, kept apart by reduction style ("dot" or sums of squares),
-    then turned into one canonical ``(q, P)`` matrix of per-piece sums."""
+    """Per-bucket reduction results (lists of 0-d sums), kept apart by reduction style ("dot"
+    or sums of squares), then stacked once into one canonical ``(q, P)`` matrix."""
 
     def __init__(self) -> None:
-        self.parts: dict[bool, tuple[list[Tensor], list[int]]] = {True: ([], []), False: ([], [])}
+        self.parts: dict[bool, tuple[list[list[Tensor]], list[int]]] = {
+            True: ([], []),
+            False: ([], []),
+        }
 
     def add(self, dot: bool, sums: list[list[Tensor]], owners: list[int]) -> None:
-        flat = [t for lst in sums for t in lst]
-        self.parts[dot][0].append(torch.stack(flat).view(len(sums), len(owners)))
-        self.parts[dot][1].extend(owners)
+        cols, own = self.parts[dot]
+        if not cols:
+            cols.extend([] for _ in sums)
+        for col, lst in zip(cols, sums, strict=True):
+            col.extend(lst)
+        own.extend(owners)
 
     def finish(
         self, canon_dot: Callable[[Tensor], Tensor], canon_sumsq: Callable[[Tensor], Tensor]
     ) -> tuple[Tensor, list[int]]:
         mats, owners = [], []
         for dot, canon in ((True, canon_dot), (False, canon_sumsq)):
-            blocks, own = self.parts[dot]
-            if blocks:
-                mats.append(canon(torch.cat(blocks, 1) if len(blocks) > 1 else blocks[0]))
+            cols, own = self.parts[dot]
+            if own:
+                q = len(cols)
+                mats.append(canon(torch.stack([t for c in cols for t in c]).view(q, len(own))))
                 owners.extend(own)
         return (torch.cat(mats, 1) if len(mats) > 1 else mats[0]), owners
 
