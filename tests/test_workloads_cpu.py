@@ -287,15 +287,19 @@ def test_report_uses_the_context_metric_when_named():
 
 
 @pytest.mark.parametrize("baseline", ["sgd", "adamw"])
-def test_adm_smoke(baseline):
+@pytest.mark.parametrize("name", CPU_WORKLOADS)
+def test_adm_smoke(name, baseline):
+    """AdM arms (β = None) run every CPU workload, float64 ones included, and record β_t."""
     optim = pytest.importorskip("admtune.optim")
     if not hasattr(optim, "AdMSGD") or not hasattr(optim, "AdMAdamW"):
         pytest.skip("admtune.optim has no AdM optimizers yet")
-    lr = 0.3 if baseline == "sgd" else 0.01
-    ctx = make_ctx({"eval_points": 2}, baseline=baseline, beta=None, lr=lr, steps=20)
-    result = get_workload("logreg-digits", {"eval_points": 2}).run(ctx)
+    train, opts = TINY[name]
+    lr = LR[name] if baseline == "sgd" else 0.01
+    ctx = make_ctx(opts, baseline=baseline, beta=None, lr=lr, **train)
+    result = get_workload(name, opts).run(ctx)
     ctx.finish()
-    assert math.isfinite(result.validation["loss"]) and result.validation["accuracy"] > 50
+    assert all(math.isfinite(v) for v in result.validation.values())
+    assert ctx.beta_trace() is not None
 
 
 # -- the study specs -----------------------------------------------------------------------------
