@@ -209,7 +209,10 @@ def _sumsq(tensors: list[Tensor], acc: torch.dtype) -> list[Tensor]:
 
 def _dots(xs: list[Tensor], ys: list[Tensor]) -> list[Tensor]:
     """Per-piece dot products (BLAS; the accumulation dtype is the tensors' own, fp32/fp64)."""
-    return [torch.dot(x.reshape(-1), y.reshape(-1)) for x, y in zip(xs, ys, strict=True)]
+    return [
+        torch.dot(x if x.dim() == 1 else x.reshape(-1), y if y.dim() == 1 else y.reshape(-1))
+        for x, y in zip(xs, ys, strict=True)
+    ]
 
 
 def _host_vec(vals: list[float], acc: torch.dtype, device: torch.device) -> float | Tensor:
@@ -442,10 +445,15 @@ def _sgd_apply(
     if one_b is not None:
         torch._foreach_mul_(ds, one_b[0])
         torch._foreach_add_(ds, torch._foreach_mul(gs, one_b[1]))
+    elif len(ds) == 1:  # a bucket of one piece: plain ops, less call overhead
+        ds[0].lerp_(gs[0], b[0])
     else:
         torch._foreach_lerp_(ds, gs, b)
     if lr != 0.0:
-        torch._foreach_add_(xs, ds, alpha=-lr)
+        if len(xs) == 1:
+            xs[0].add_(ds[0], alpha=-lr)
+        else:
+            torch._foreach_add_(xs, ds, alpha=-lr)
 
 
 class AdMSGD(_AdMOptimizer):
