@@ -1,21 +1,28 @@
 r"""AdM-SGD: heavy-ball momentum (EMA form) whose β is chosen afresh at every step.
 
 Also home of the plumbing both AdM optimizers share (argument checks, the per-group bookkeeping,
-cutting tensors into cache-sized pieces, ``last_betas``); :mod:`admtune.optim.adamw` imports it.
+cutting tensors into pieces, ``last_betas``); :mod:`admtune.optim.adamw` imports it.
 
 Execution model (both optimizers). A step is two passes over the parameters with a gradient:
 
-1. *reduce*: per tensor, a few sums of squares (fp32 accumulation, fp64 for fp64 parameters);
+1. *reduce*: per tensor, the few sums β needs (fp32 accumulation, fp64 for fp64 parameters);
 2. β from those sums (:mod:`admtune.optim.twoplane`, vectorised over the tensors of a group, on
    the parameters' device: no host synchronisation), then *apply*: update the state and the
    parameters with per-tensor coefficients held as 0-d device tensors.
 
-Each pass runs on *pieces*: flat views of the tensors, at most ``chunk`` elements each, grouped
-into buckets. The foreach path runs ``torch._foreach_*`` kernels over a bucket of pieces at once;
-the single-tensor path runs the same kernels one piece at a time. On CPU pieces are small
-(``2**18`` elements) so that the transient temporaries stay in cache and are never whole-model
-sized; on accelerators the foreach bucket is large (``2**25`` elements), which bounds the
-temporaries while keeping the number of kernel launches low.
+Both passes run on *pieces* (flat views of at most ``chunk`` elements) grouped in *buckets*:
+
+* CPU: tensors are cut into cache-sized chunks (2**18 elements for AdM-AdamW, whose transient
+  temporaries then stay in cache and are never whole-model sized; 2**20 for AdM-SGD, which has
+  none), each chunk and each tensor of at least 2**14 elements is a bucket of its own whose sums
+  are BLAS dot products (the fastest reduction there: parallel, no temporary), and the small
+  tensors share multi-tensor buckets reduced by ``torch._foreach_powsum``. The apply pass walks
+  the buckets backwards, starting with the ones the reduce pass left in cache.
+* Accelerators: buckets of up to 2**25 elements processed with ``torch._foreach_*`` kernels
+  (multi-tensor reductions of sums of squares, signed sums by polarisation), which bounds the
+  temporaries while keeping kernel launches few.
+
+``foreach=False`` (the for-loop path) runs the same kernels one piece at a time.
 """
 
 from __future__ import annotations
@@ -484,9 +491,8 @@ class AdMSGD(_AdMOptimizer):
         beta_max: cap on β, in [0, 1).
         granularity: ``"global"`` (one β per param group, the dot products over all its
             parameters that have a gradient) or ``"tensor"`` (one β per parameter tensor).
-        foreach: multi-tensor ``torch._foreach_*`` path (``True``), for-loop path (``False``),
-            or ``None``: as torch.optim, foreach on CUDA and other foreach devices, for-loop on
-            CPU (which processes cache-sized pieces and is the faster one there).
+        foreach: multi-tensor ``torch._foreach_*`` path (``True``, and the default ``None``)
+            or the for-loop path (``False``); see the module doc for how each device is served.
 
     Conventions: ‖d − g‖² = 0 gives β = 0 (the step is exactly g); η_t = 0 leaves the
     parameters in place, updates d with r = 1, and makes the next r exactly 0.
