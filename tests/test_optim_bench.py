@@ -1,0 +1,43 @@
+"""The benchmark command runs (on a tiny parameter set here) and reports what it promises."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+import admtune.bench as bench
+
+
+def test_resnet18_shapes_are_torchvisions():
+    shapes = bench.resnet18_shapes()
+    assert len(shapes) == 62
+    assert sum(math.prod(s) for s in shapes) == 11_689_512
+
+
+def test_run_bench_rows():
+    rows = bench.run_bench("cpu", repeats=2, warmup=1, shapes=[(10,), (3, 4), (300,)])
+    names = [r["name"] for r in rows]
+    assert names[0].startswith("torch SGD") and "AdMSGD" in names and "AdMAdamW" in names
+    by_family: dict[str, list[dict]] = {}
+    for r in rows:
+        by_family.setdefault(r["family"], []).append(r)
+        assert r["median_ms"] > 0 and r["params"] == 322 and r["repeats"] == 2
+    for fam in by_family.values():
+        assert fam[0]["baseline"] and fam[0]["ratio"] == 1.0
+        # state memory: the baseline's, exactly (AdMSGD: one buffer; AdMAdamW: two + a scalar)
+        assert all(r["state_bytes"] == fam[0]["state_bytes"] for r in fam)
+
+
+def test_main_prints_table(monkeypatch, capsys):
+    monkeypatch.setattr(bench, "RESNET18_SHAPES", [(10,), (20, 3)])
+    assert bench.main(["--repeats", "1", "--warmup", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "AdMSGD" in out and "AdMAdamW" in out and "ratio" in out
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="repeats"):
+        bench.run_bench("cpu", repeats=0)
+    with pytest.raises(SystemExit):
+        bench.main(["--device", "cuda:7"] if not bench.torch.cuda.is_available() else ["--x"])
