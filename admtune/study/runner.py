@@ -21,6 +21,7 @@ import threading
 import time
 import traceback
 import warnings
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ from .spec import EXTRA_ARMS, FAMILIES, StudySpec, diff
 DEFAULT_BETA = 0.9
 TUNING_SEED_OFFSET = 10_000   # tuning seeds 10000, 10001, …; evaluation seeds 0 … K−1
 MAX_ATTEMPTS = 3              # a run that crashes this many times is recorded as failed
+MIN_REPORTS = 3               # evaluation points before the median pruner may stop a trial
 POLL_S = 1.0                  # how often an idle worker looks for work finished elsewhere
 
 EVAL_ARM_NAMES = ("adm", "tuned", "default", *EXTRA_ARMS)
@@ -205,14 +207,21 @@ class Engine:
             "warmup_steps": arm.warmup_steps, **extra_attrs,
         }
 
+        reports = 0
+
         def should_prune(step: int, value: float) -> bool:
+            nonlocal reports
+            reports += 1
             trial.report(value, step)
-            return prune and self.spec.tune["pruner"] != "none" and trial.should_prune()
+            # Early evaluation points say little about β (high momentum starts slower), so the
+            # median rule only applies from the MIN_REPORTS-th evaluation point of a run on.
+            return (prune and self.spec.tune["pruner"] != "none" and reports >= MIN_REPORTS
+                    and trial.should_prune())
 
         rec = RunRecorder(
             seed=seed, device=self.device,
             train=self._train_config(arm.baseline, arm.lr, arm.warmup_steps),
-            options=self.spec.workload_options, arm=arm, should_prune=should_prune,
+            options=self.spec.workload_options, arm=arm, metric=metric, should_prune=should_prune,
             abort_requested=lambda: self.stop.now,
         )
         self.events.run_started(label)
@@ -261,10 +270,10 @@ class Engine:
             raise error
 
     # -- tuning ------------------------------------------------------------------------------
-    def _sampler(self, n_existing: int, salt: int) -> optuna.samplers.BaseSampler:
+    def _sampler(self, study_name: str, n_existing: int) -> optuna.samplers.BaseSampler:
         # Re-seeded from the history's length so a resumed study suggests what an uninterrupted
         # one would have (single worker).
-        seed = 1_000_003 * salt + n_existing
+        seed = zlib.crc32(study_name.encode()) + n_existing
         if self.spec.tune["sampler"] == "random":
             return optuna.samplers.RandomSampler(seed=seed)
         return optuna.samplers.TPESampler(seed=seed, multivariate=self.spec.tune["lr"])
@@ -287,7 +296,6 @@ class Engine:
         """Run tuning trials until the budget counts ``trials`` (this worker's share)."""
         sname = st.tune_name(self.name, baseline, adm)
         budget = self.spec.trials
-        salt = (self.spec.baselines.index(baseline) + 1) * (2 if adm else 1)
         u = self.spec.tune
         while not self.stop.after_run:
             probe = self._study(sname)
@@ -298,7 +306,7 @@ class Engine:
                 return
             if failed >= budget * MAX_ATTEMPTS:
                 raise AdmtuneError(f"tuning {baseline} crashed {failed} times; see runs.csv for the reasons")
-            study = self._study(sname, sampler=self._sampler(len(probe.trials), salt), pruner=self._pruner())
+            study = self._study(sname, sampler=self._sampler(sname, len(probe.trials)), pruner=self._pruner())
             trial = _quiet(study.ask)
             # Another worker may have taken the last slot between our count and ask(): give it back.
             live = st.counted_tuning_trials(study.get_trials(deepcopy=False))

@@ -104,6 +104,7 @@ class RunContext(Protocol):
     device: torch.device
     train: TrainConfig
     options: dict[str, Any]
+    metric: str  # the spec's metric: report it (on the validation split) at evaluation points
 
     def make_optimizer(self, params: Iterable[Any]) -> torch.optim.Optimizer:
         """The optimizer of this arm (torch SGD/AdamW with the arm's β, or AdM), lr/wd filled in."""
@@ -121,7 +122,8 @@ class RunContext(Protocol):
         """
 
     def report(self, step: int, validation_value: float) -> None:
-        """Report the validation metric at an evaluation point; raises Pruned when the pruner says so."""
+        """Report ``ctx.metric`` on the validation split at an evaluation point; raises Pruned when
+        the pruner says so."""
 
 
 @runtime_checkable
