@@ -168,3 +168,16 @@ def test_cifar_loader_refuses_pickles_that_would_run_code(tmp_path):
     with pytest.raises(DataError, match="refusing to load"):
         cifar._read_batch(cifar.CIFAR10, batch)
     assert not (tmp_path / "pwned").exists()
+
+
+def test_a_full_disk_is_refused_before_training(project, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    from admtune.study import runner
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(runner.shutil, "disk_usage", lambda p: usage(10**9, 10**9 - 2**20, 2**20))
+    text = one_sentence_error(invoke("study", "toy", "--device", "cpu"), "1 MiB free")
+    assert shutil.disk_usage is not None and "Traceback" not in text
+    assert not (project / "reports" / "toy" / "study.db").exists()

@@ -13,10 +13,13 @@ sharing one storage divide the work, and a killed study resumes where it stopped
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import math
 import os
 import platform
+import shutil
 import threading
 import time
 import traceback
@@ -31,7 +34,7 @@ import torch
 from optuna.trial import TrialState
 
 from .. import __version__
-from ..errors import AdmtuneError, DeviceError, SpecError
+from ..errors import AdmtuneError, DeviceError, SpecError, StorageError
 from ..workloads import Diverged, Pruned, TrainConfig, get_workload
 from ..workloads.base import Workload
 from . import storage as st
@@ -42,6 +45,7 @@ from .spec import EXTRA_ARMS, FAMILIES, StudySpec, diff
 DEFAULT_BETA = 0.9
 TUNING_SEED_OFFSET = 10_000   # tuning seeds 10000, 10001, …; evaluation seeds 0 … K−1
 MAX_ATTEMPTS = 3              # a run that crashes this many times is recorded as failed
+MIN_FREE_BYTES = 64 * 2**20   # refuse to start a study on a (nearly) full disk
 MIN_REPORTS = 3               # evaluation points before the median pruner may stop a trial
 POLL_S = 1.0                  # how often an idle worker looks for work finished elsewhere
 
@@ -533,6 +537,12 @@ def prepare_engine(spec: StudySpec, *, storage: str | None = None, out: str | Pa
         raise AdmtuneError(f"cannot create the out folder {out_dir}: {exc.strerror}") from None
     if not os.access(out_dir, os.W_OK):
         raise AdmtuneError(f"the out folder {out_dir} is not writable")
+    free = shutil.disk_usage(out_dir).free
+    if free < MIN_FREE_BYTES:
+        raise AdmtuneError(
+            f"the disk holding {out_dir} has {free / 2**20:.0f} MiB free; admtune needs at least "
+            f"{MIN_FREE_BYTES // 2**20} MiB for the storage and the report"
+        )
     url = storage or st.default_url(out_dir)
     engine = Engine(spec=spec, storage_url=url, device=dev, workload=workload, command=command,
                     events=events or Events(), stop=stop or StopFlag(),
@@ -557,13 +567,35 @@ def run(spec: StudySpec, *, storage: str | None = None, out: str | Path | None =
         spec, storage=storage, out=out, device=device, events=events, stop=stop, command=command,
         heartbeat_interval=heartbeat_interval, grace_period=grace_period,
     )
-    complete = engine.run()
-    results = engine.results()
-    if complete and report:
-        write_outputs(results, out_dir, pdf=pdf)
-    elif report:
-        write_runs_csv(results, out_dir)
+    with _storage_errors(engine.storage_url):
+        complete = engine.run()
+        results = engine.results()
+        if complete and report:
+            write_outputs(results, out_dir, pdf=pdf)
+        elif report:
+            write_runs_csv(results, out_dir)
     return Outcome(complete=complete, results=results, out_dir=out_dir, storage_url=engine.storage_url)
+
+
+@contextlib.contextmanager
+def _storage_errors(url: str):
+    """A storage or disk failure mid-study becomes one sentence (what is stored stays resumable)."""
+    import sqlalchemy.exc
+
+    try:
+        yield
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]
+        if "disk" in reason and "full" in reason:
+            raise StorageError(f"the disk holding the storage is full ({reason}); free space and "
+                               "run the same command to resume") from None
+        raise StorageError(f"the storage {st.mask_url(url)!r} failed: {reason}; run the same "
+                           "command to resume once it is reachable") from None
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise AdmtuneError(f"no space left on the device while writing {exc.filename or 'results'};"
+                               " free space and run the same command to resume") from None
+        raise
 
 
 def write_runs_csv(results: StudyResults, out_dir: Path) -> Path:
