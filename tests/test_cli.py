@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -181,3 +182,47 @@ def test_a_full_disk_is_refused_before_training(project, monkeypatch):
     text = one_sentence_error(invoke("study", "toy", "--device", "cpu"), "1 MiB free")
     assert shutil.disk_usage is not None and "Traceback" not in text
     assert not (project / "reports" / "toy" / "study.db").exists()
+
+
+def _wait_for_trials(db: Path, n: int, timeout: float = 120) -> None:
+    import sqlite3
+    import time
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if db.exists():
+            try:
+                with sqlite3.connect(db) as con:
+                    done = con.execute("select count(*) from trials where state = 'COMPLETE'").fetchone()[0]
+                if done >= n:
+                    return
+            except sqlite3.Error:
+                pass
+        time.sleep(0.1)
+    raise AssertionError(f"fewer than {n} runs finished in {timeout} s")
+
+
+@pytest.mark.parametrize("presses", [1, 2])
+def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(project, presses):
+    import time
+
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "admtune.cli", "study", "toy", "--device", "cpu", "--no-pdf",
+           "--set", "workload.sleep=0.05"]
+    p = subprocess.Popen(cmd, cwd=project, env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    _wait_for_trials(project / "reports" / "toy" / "study.db", 2)
+    for _ in range(presses):
+        p.send_signal(signal.SIGINT)
+        time.sleep(0.2)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    assert "Traceback" not in err
+    assert ("interrupted" if presses == 2 else "run the same command to resume") in err
+    r = subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    import pandas as pd
+
+    f = pd.read_csv(project / "reports" / "toy" / "runs.csv")
+    assert (f.status == "complete").all()  # the interrupted attempt was re-run; final attempts only
+    assert len(f) == 2 * 3 + 2 * 3 * 2
