@@ -173,8 +173,10 @@ class AdMAdamW(_AdMOptimizer):
 
     :attr:`last_betas` as for :class:`~admtune.optim.AdMSGD`; the first step reports β_max.
 
-    State per parameter: ``exp_avg`` (d) and ``exp_avg_sq`` (v) in the parameter's dtype (as
-    torch's AdamW), ``step`` (int), ``beta_prod`` (B, a 0-d fp32/fp64 tensor) and ``prev_lr``.
+    State per parameter: ``exp_avg`` (d) and ``exp_avg_sq_sqrt`` (:math:`\sqrt{v}`, kept
+    instead of v so that each step takes one square root, not two) in the parameter's dtype,
+    ``step`` (int), ``beta_prod`` (B, a 0-d fp32/fp64 tensor) and ``prev_lr`` (float): the
+    memory of torch's AdamW state (two buffers and one 0-d tensor per parameter).
     """
 
     _name = "AdMAdamW"
