@@ -92,6 +92,57 @@ def _adamw_reduce(
     return out
 
 
+def _adamw_reduce_ws(
+    x: Tensor,
+    g: Tensor,
+    d: Tensor,
+    sq: Tensor,
+    c1: Tensor,
+    c2: Tensor,
+    beta2: float,
+    lam: float,
+    wd: float,
+    ws: list[Tensor],
+) -> list[list[Tensor]]:
+    """:func:`_adamw_reduce` (``dot`` style) for one flat piece, in a workspace of 3 vectors."""
+    sq.mul_(sq).mul_(beta2).addcmul_(g, g, value=1.0 - beta2).sqrt_()
+    pp = torch.mul(sq, c1, out=ws[0]).add_(c2)
+    q = torch.div(d, pp, out=ws[1])
+    out = [[torch.dot(g, q)], [torch.dot(d, q)]]
+    m = torch.addcmul(pp, pp, pp, value=lam, out=ws[1]) if lam != 0.0 else pp
+    u = torch.sub(d, g, out=ws[2])
+    out.append([torch.dot(u, torch.div(u, m, out=ws[1]))])
+    if wd != 0.0:
+        out.append([torch.dot(g, x)])
+    return out
+
+
+def _adamw_apply_ws(
+    x: Tensor,
+    g: Tensor,
+    d: Tensor,
+    sq: Tensor,
+    c1: Tensor,
+    c2: Tensor,
+    w: Tensor,
+    lam: float,
+    lr: float,
+    wd: float,
+    ws: list[Tensor],
+) -> None:
+    """:func:`_adamw_apply` for one flat piece, in a workspace of 2 vectors."""
+    pp = torch.mul(sq, c1, out=ws[0]).add_(c2)
+    if lam != 0.0:
+        wt = torch.add(pp, 1.0 / lam, out=ws[1]).reciprocal_().mul_(w)
+        d.lerp_(g, wt)
+    else:
+        d.lerp_(g, w)
+    if lr != 0.0:
+        if wd != 0.0:
+            x.mul_(1.0 - lr * wd)
+        x.addcdiv_(d, pp, value=-lr)
+
+
 def _adamw_canon_dot(v: Tensor) -> Tensor:
     """→ (Σ g d/P, Σ d²/P, Σ (d−g)²/M, Σ g x) (the last 0 without weight decay)."""
     return v if v.shape[0] == 4 else torch.cat([v, torch.zeros_like(v[:1])])
@@ -267,12 +318,15 @@ class AdMAdamW(_AdMOptimizer):
             c1_l, c2_l = list((s / bc2).unbind()), list((s * eps).unbind())
             pieces = self._pieces([xs, gs, ds, sq], dev, foreach)
             col = _Collect()
-            for owners, (px, pg, pd, pq) in pieces.buckets:
+            for owners, views in pieces.buckets:
                 dot = None if forced is not None else self._dot_mode(dev, dtype, len(owners))
-                res = _adamw_reduce(
-                    px, pg, pd, pq, [c1_l[i] for i in owners], [c2_l[i] for i in owners],
-                    beta2, lam, wd, acc, dot,
-                )
+                c1, c2 = [c1_l[i] for i in owners], [c2_l[i] for i in owners]
+                ws = self._workspace(dev, dtype, 3, views) if dot else None
+                if ws is not None:
+                    res = _adamw_reduce_ws(*(v[0] for v in views), c1[0], c2[0],
+                                           beta2, lam, wd, ws)
+                else:
+                    res = _adamw_reduce(*views, c1, c2, beta2, lam, wd, acc, dot)
                 if dot is not None:
                     col.add(dot, res, owners)
             num = den = None
@@ -318,13 +372,18 @@ class AdMAdamW(_AdMOptimizer):
 
         # Apply.
         cols: list[tuple[list[int], Tensor]] = []
-        for (ks, _, _, sts, bprod, c1_l, c2_l, pieces, _, _), beta in zip(runs, betas, strict=True):
+        for (ks, dev, _, sts, bprod, c1_l, c2_l, pieces, _, _), beta in zip(runs, betas,
+                                                                           strict=True):
+            dtype = sts[0]["exp_avg"].dtype
             w_l = list(((1.0 - beta) / lam if lam != 0.0 else 1.0 - beta).unbind())
-            for owners, (px, pg, pd, pq) in reversed(pieces.buckets):  # cache-warm first
-                _adamw_apply(
-                    px, pg, pd, pq, [c1_l[i] for i in owners], [c2_l[i] for i in owners],
-                    [w_l[i] for i in owners], lam, lr, wd,
-                )
+            for owners, views in reversed(pieces.buckets):  # cache-warm pieces first
+                c1, c2 = [c1_l[i] for i in owners], [c2_l[i] for i in owners]
+                w = [w_l[i] for i in owners]
+                ws = self._workspace(dev, dtype, 2, views)
+                if ws is not None:
+                    _adamw_apply_ws(*(v[0] for v in views), c1[0], c2[0], w[0], lam, lr, wd, ws)
+                else:
+                    _adamw_apply(*views, c1, c2, w, lam, lr, wd)
             for st, b in zip(sts, (bprod * beta).unbind(), strict=True):
                 st["beta_prod"] = b
                 st["prev_lr"] = lr

@@ -111,7 +111,8 @@ class _Pieces:
     chunks, one bucket each; tensors of at least ``small`` elements get a bucket of their own;
     the others share buckets of up to ``bucket`` elements (``bucket=None``: one piece per
     bucket, the single-tensor path). Without ``small`` (accelerators) pieces stay in tensor
-    order, which :meth:`per_tensor` relies on off the CPU.
+    order, which :meth:`per_tensor` relies on off the CPU. With ``flat_solo`` every bucket of a
+    single piece holds a flat (1-D, dense) view when the layout allows one.
     """
 
     def __init__(
@@ -120,6 +121,7 @@ class _Pieces:
         chunk: int | None,
         bucket: int | None,
         small: int | None = None,
+        flat_solo: bool = False,
     ):
         self.n = len(operands[0])
         self.ordered = small is None  # pieces in tensor order (see per_tensor)
@@ -130,11 +132,14 @@ class _Pieces:
         for i in range(self.n):
             ops = [lst[i] for lst in operands]
             m = ops[0].numel()
-            flat = _flatten(ops) if chunk is not None and m > chunk else None
-            if flat is not None or bucket is None or (small is not None and m >= small):
+            big = chunk is not None and m > chunk
+            if big or bucket is None or (small is not None and m >= small):
                 if small is None and group[0]:  # keep tensor order
                     self.buckets.append(group)
                     group, size = ([], [[] for _ in range(k)]), 0
+                # ``flat_solo`` (CPU): flat views for every bucket of its own, so that the
+                # kernels can work in a preallocated workspace; else only to cut big tensors.
+                flat = _flatten(ops) if big or flat_solo else None
                 if flat is None:
                     self.buckets.append(([i], [[t] for t in ops]))
                 else:
@@ -248,12 +253,15 @@ class _AdMOptimizer(Optimizer):
         self._force_beta: float | None = None
         #: Private: "dot" / "sumsq" forces the reduction style (tests); None = by device.
         self._reduce_mode: str | None = None
+        #: Private: CPU scratch vectors reused across steps (not state; at most a few chunks).
+        self._ws: dict[tuple[torch.device, torch.dtype], list[Tensor]] = {}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         self.__dict__.setdefault("last_betas", [])
         self.__dict__.setdefault("_force_beta", None)
         self.__dict__.setdefault("_reduce_mode", None)
+        self.__dict__.setdefault("_ws", {})
         for group in self.param_groups:
             group.setdefault("foreach", None)
 
@@ -304,6 +312,23 @@ class _AdMOptimizer(Optimizer):
             out.setdefault((p.device, p.dtype), []).append(k)
         return out
 
+    def _workspace(
+        self, device: torch.device, dtype: torch.dtype, n: int, views: list[list[Tensor]]
+    ) -> list[Tensor] | None:
+        """``n`` scratch vectors shaped like the single flat piece of a bucket, carved from a
+        workspace kept across steps (CPU only: reusing memory avoids the page faults of fresh
+        large allocations), or None where the bucket is not a single flat piece."""
+        if _accelerator(device) or len(views[0]) != 1 or views[0][0].dim() != 1:
+            return None
+        size = views[0][0].numel()
+        key = (device, dtype)
+        ws = self._ws.get(key)
+        if ws is None or len(ws) < n or ws[0].numel() < size:
+            cap = max(size, ws[0].numel() if ws else 0)
+            ws = [torch.empty(cap, dtype=dtype, device=device) for _ in range(max(n, len(ws or [])))]
+            self._ws[key] = ws
+        return [w[:size] for w in ws[:n]]
+
     @staticmethod
     def _use_foreach(group: dict[str, Any]) -> bool:
         return True if group["foreach"] is None else bool(group["foreach"])
@@ -325,8 +350,8 @@ class _AdMOptimizer(Optimizer):
         if not _accelerator(device):
             chunk = self._cpu_chunk()
             if foreach:
-                return _Pieces(operands, chunk, chunk, CPU_SMALL)
-            return _Pieces(operands, chunk, None)
+                return _Pieces(operands, chunk, chunk, CPU_SMALL, flat_solo=True)
+            return _Pieces(operands, chunk, None, flat_solo=True)
         if foreach:
             return _Pieces(operands, DEVICE_BUCKET, DEVICE_BUCKET)
         return _Pieces(operands, None, None)
@@ -411,13 +436,27 @@ class _AdMOptimizer(Optimizer):
 # ---------------------------------------------------------------------------------------------
 
 
+def _decayed(xs: list[Tensor], gs: list[Tensor], wd: float, ws: list[Tensor] | None) -> list[Tensor]:
+    """g + μx (coupled weight decay), in the workspace when there is one."""
+    if wd == 0.0:
+        return gs
+    if ws is not None:
+        return [torch.add(gs[0], xs[0], alpha=wd, out=ws[0])]
+    return list(torch._foreach_add(gs, xs, alpha=wd))
+
+
 def _sgd_reduce(
-    xs: list[Tensor], gs: list[Tensor], ds: list[Tensor], wd: float, acc: torch.dtype, dot: bool
+    xs: list[Tensor],
+    gs: list[Tensor],
+    ds: list[Tensor],
+    wd: float,
+    acc: torch.dtype,
+    dot: bool,
+    ws: list[Tensor] | None = None,
 ) -> list[list[Tensor]]:
     """Per piece, with g including the coupled weight decay: ``dot`` style (g·g, g·d, d·d) —
     three BLAS dots, no temporary; else (‖g‖², ‖d‖², ‖d − g‖²) — one multi-tensor reduction."""
-    if wd != 0.0:
-        gs = torch._foreach_add(gs, xs, alpha=wd)
+    gs = _decayed(xs, gs, wd, ws)
     if dot:
         return [_dots(gs, gs), _dots(gs, ds), _dots(ds, ds)]
     us = torch._foreach_sub(ds, gs)
@@ -444,11 +483,11 @@ def _sgd_apply(
     one_b: tuple[Tensor, Tensor] | None,
     lr: float,
     wd: float,
+    ws: list[Tensor] | None = None,
 ) -> None:
     """d ← d + b (g − d) (= a d + b g), then x ← x − η d. ``one_b``: ``(a, b)`` when the whole
     bucket shares one coefficient (``global`` on an accelerator: multi-tensor fast paths)."""
-    if wd != 0.0:
-        gs = torch._foreach_add(gs, xs, alpha=wd)
+    gs = _decayed(xs, gs, wd, ws)
     if one_b is not None:
         torch._foreach_mul_(ds, one_b[0])
         torch._foreach_add_(ds, torch._foreach_mul(gs, one_b[1]))
@@ -574,9 +613,10 @@ class AdMSGD(_AdMOptimizer):
             num = den = None
             if forced is None:
                 col = _Collect()
-                for owners, (px, pg, pd) in pieces.buckets:
+                for owners, views in pieces.buckets:
                     dot = self._dot_mode(dev, dtype, len(owners))
-                    col.add(dot, _sgd_reduce(px, pg, pd, wd, acc, dot), owners)
+                    ws = self._workspace(dev, dtype, 1, views) if wd != 0.0 else None
+                    col.add(dot, _sgd_reduce(*views, wd, acc, dot, ws), owners)
                 mat, owners = col.finish(_sgd_canon_dot, _sgd_canon_sumsq)
                 gg, gd, uu = pieces.per_tensor(mat, owners).unbind()
                 uu = torch.clamp(uu, min=0.0)
@@ -613,10 +653,11 @@ class AdMSGD(_AdMOptimizer):
             fast = not per_tensor and _accelerator(dev) and a_t.dtype == pieces_dtype
             one_b = (a_t, b_t) if fast else None
             # Reverse order: the pieces the reduction read last are still in cache.
-            for (_, (px, pg, pd)), bl in zip(
+            for (_, views), bl in zip(
                 reversed(pieces.buckets), reversed(pieces.expand(b_list)), strict=True
             ):
-                _sgd_apply(px, pg, pd, bl, one_b, lr, wd)
+                ws = self._workspace(dev, pieces_dtype, 1, views) if wd != 0.0 else None
+                _sgd_apply(*views, bl, one_b, lr, wd, ws)
         for _, p, _ in items:
             state[p]["prev_lr"] = lr
 
