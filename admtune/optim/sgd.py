@@ -144,8 +144,8 @@ class _Pieces:
                     self.buckets.append(([i], [[t] for t in ops]))
                 else:
                     assert chunk is not None
-                    for s0 in range(0, m, chunk):
-                        self.buckets.append(([i], [[f[s0 : s0 + chunk]] for f in flat]))
+                    cuts = [f.split(chunk) for f in flat]
+                    self.buckets.extend(([i], [[c] for c in cs]) for cs in zip(*cuts, strict=True))
                 continue
             if size and size + m > bucket:
                 self.buckets.append(group)
@@ -458,7 +458,8 @@ def _sgd_reduce(
     three BLAS dots, no temporary; else (‖g‖², ‖d‖², ‖d − g‖²) — one multi-tensor reduction."""
     gs = _decayed(xs, gs, wd, ws)
     if dot:
-        return [_dots(gs, gs), _dots(gs, ds), _dots(ds, ds)]
+        gd = _dots(gs, ds)  # first: streams g and d from memory together; the others hit cache
+        return [_dots(gs, gs), gd, _dots(ds, ds)]
     us = torch._foreach_sub(ds, gs)
     sums = _sumsq([*gs, *ds, *us], acc)
     n = len(xs)
