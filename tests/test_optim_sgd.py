@@ -405,3 +405,25 @@ def test_compiled_training_step_matches_eager():
     for p, q in zip(net.parameters(), net2.parameters(), strict=True):
         torch.testing.assert_close(p, q)
     torch.testing.assert_close(o1.last_betas[0], o2.last_betas[0])
+
+
+def test_closure_and_deepcopy():
+    torch.manual_seed(0)
+    w = torch.nn.Parameter(torch.randn(5))
+    opt = AdMSGD([w], lr=0.1)
+
+    def closure():
+        opt.zero_grad()
+        loss = (w**2).sum()
+        loss.backward()
+        return loss
+
+    loss = opt.step(closure)
+    assert float(loss) > 0  # the closure's loss is returned
+    clone = copy.deepcopy(opt)
+    assert clone.last_betas == [] and clone._force_beta is None
+    clone_w = clone.param_groups[0]["params"][0]
+    clone_w.grad = w.grad.clone()
+    clone.step()
+    opt.step()
+    assert torch.equal(w, clone_w)
