@@ -419,7 +419,7 @@ def test_closure_and_deepcopy():
         return loss
 
     loss = opt.step(closure)
-    assert float(loss) > 0  # the closure's loss is returned
+    assert float(loss.detach()) > 0  # the closure's loss is returned
     clone = copy.deepcopy(opt)
     assert clone.last_betas == [] and clone._force_beta is None
     clone_w = clone.param_groups[0]["params"][0]
