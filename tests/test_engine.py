@@ -186,7 +186,7 @@ WORKER = textwrap.dedent("""
 """)
 
 
-def start_worker(name, url, out, sets=(), trials=4, seeds=2, hb=1, grace=3):
+def start_worker(name, url, out, sets=(), trials=4, seeds=2, hb=2, grace=60):
     code = WORKER.format(repo=str(REPO), name=name, sets=list(sets), trials=trials, seeds=seeds,
                          url=url, out=str(out), hb=hb, grace=grace)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -225,7 +225,7 @@ def test_two_workers_share_the_study_exactly(tmp_path, backend):
 def test_sigkilled_worker_is_detected_and_its_run_redone(tmp_path):
     name = "killed"
     url = st.default_url(tmp_path)
-    w = start_worker(name, url, tmp_path, sets=["workload.sleep=0.05"], hb=1, grace=2)
+    w = start_worker(name, url, tmp_path, sets=["workload.sleep=0.05"], hb=1, grace=3)
     storage = st.open_storage(url, heartbeat_interval=None)
     deadline = time.time() + 120
     while time.time() < deadline:  # wait until it is inside an evaluation run
@@ -238,10 +238,9 @@ def test_sigkilled_worker_is_detected_and_its_run_redone(tmp_path):
         pytest.fail("the worker never started an evaluation run")
     w.send_signal(signal.SIGKILL)
     w.wait()
-    time.sleep(2.5)  # past the grace period: the run is stale
+    time.sleep(3.5)  # past the grace period: the run is stale
     out = runner.run(toy_spec(name, ["workload.sleep=0.05"]), storage=url, out=tmp_path,
-                     device="cpu", report=False,
-                     heartbeat_interval=1, grace_period=2)
+                     device="cpu", report=False, heartbeat_interval=1, grace_period=3)
     assert out.complete
     check_exact(url, name, trials=4, seeds=2)
     ev = optuna.load_study(study_name=f"{name}/eval", storage=storage).trials

@@ -100,7 +100,9 @@ class RunRecorder:
     train: TrainConfig
     options: dict[str, Any]
     arm: Arm
-    metric: str = "loss"  # the spec's metric: what ``report`` values are (on the validation split)
+    # The spec's metric: what ``report`` values are (on the validation split); None lets a
+    # workload report its primary metric (tests that drive a workload directly).
+    metric: str | None = None
     # Called with (step, value) at evaluation points; returns True when the run should be pruned.
     should_prune: Callable[[int, float], bool] | None = None
     # Polled every step; returns True when the user asked to abort the run now.

@@ -262,12 +262,19 @@ class Engine:
         wall = time.perf_counter() - t0
         attrs.update(wall_s=round(wall, 4), curve=rec.curve(), val_curve=rec.val_curve(),
                      beta_trace=_round_trace(rec.beta_trace()))
-        for k, v in attrs.items():
-            trial.set_user_attr(k, v)
-        if state == TrialState.COMPLETE:
-            study.tell(trial, value)
-        else:
-            study.tell(trial, state=state)
+        try:
+            for k, v in attrs.items():
+                trial.set_user_attr(k, v)
+            if state == TrialState.COMPLETE:
+                study.tell(trial, value)
+            else:
+                study.tell(trial, state=state)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            # Our heartbeats went unheard for the grace period (a stalled machine or storage) and
+            # another worker failed this run as stale; it has been or will be re-run there.
+            attrs["status"] = "failed"
+            attrs["value"] = None
+            self.events.waiting("a run was taken over as stale by another worker")
         shown = None if attrs.get("value") is None else float(attrs["value"])
         self.events.run_finished(label, attrs["status"], shown, wall)
         if error is not None:
