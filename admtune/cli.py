@@ -153,6 +153,10 @@ def study(
         outcome = _run_study(name, trials, seeds, storage, device, out, set_, pdf)
     except AdmtuneError as exc:
         _fail(exc)
+    if not outcome.reported:
+        console.print("The study is complete; the worker that ended its last run writes the report "
+                      f"(or: admtune report {name} --out {outcome.out_dir}).")
+        return
     _print_summary(outcome.out_dir)
 
 

@@ -631,17 +631,47 @@ def per_seed(
         return Figure(_svg(fig), caption)
 
 
+_PER_BASELINE = (("sensitivity", "beta_sensitivity"), ("curves", "learning_curves"),
+                 ("traces", "beta_traces"), ("per_seed", "per_seed"))
+
+
+def _draw(fn_name: str, args: tuple) -> Any:
+    return globals()[fn_name](*args)
+
+
 def all_figures(
     data: dict[str, BaselineData], summary: dict[str, Any], spec: dict[str, Any],
     extras: list[str],
 ) -> dict[str, Any]:
+    """Every figure of the report. Figures are independent, so on a machine with several cores they
+    are drawn in forked worker processes (matplotlib spends its time laying out text, in Python)."""
     colours = arm_colours(extras)
-    out: dict[str, Any] = {"forest": forest(summary, colours), "baselines": {}}
+    jobs: list[tuple[tuple[str, ...], str, tuple]] = [(("forest",), "forest", (summary, colours))]
     for b, bd in data.items():
         entry = summary["baselines"][b]
-        out["baselines"][b] = {
-            name: fn(bd, entry, summary, spec, colours)
-            for name, fn in (("sensitivity", beta_sensitivity), ("curves", learning_curves),
-                             ("traces", beta_traces), ("per_seed", per_seed))
-        }
+        for name, fn_name in _PER_BASELINE:
+            jobs.append((("baselines", b, name), fn_name, (bd, entry, summary, spec, colours)))
+    results = _run_jobs(jobs)
+    out: dict[str, Any] = {"baselines": {b: {} for b in data}}
+    for (path, _, _), value in zip(jobs, results, strict=True):
+        if path == ("forest",):
+            out["forest"] = value
+        else:
+            out["baselines"][path[1]][path[2]] = value
     return out
+
+
+def _run_jobs(jobs: list[tuple[tuple[str, ...], str, tuple]]) -> list[Any]:
+    import multiprocessing as mp
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    workers = min(len(jobs), os.cpu_count() or 1)
+    if workers > 1 and "fork" in mp.get_all_start_methods():
+        try:
+            with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork")) as pool:
+                futures = [pool.submit(_draw, fn, args) for _, fn, args in jobs]
+                return [f.result() for f in futures]
+        except Exception:  # a pool that cannot start (sandbox, pickling): draw here instead
+            pass
+    return [_draw(fn, args) for _, fn, args in jobs]

@@ -45,6 +45,8 @@ from .spec import EXTRA_ARMS, FAMILIES, StudySpec, diff
 DEFAULT_BETA = 0.9
 TUNING_SEED_OFFSET = 10_000   # tuning seeds 10000, 10001, …; evaluation seeds 0 … K−1
 MAX_ATTEMPTS = 3              # a run that crashes this many times is recorded as failed
+QUERIED_ATTRS = ("baseline", "arm", "seed", "beta", "lr", "key", "status", "value", "val_value",
+                 "reason", "kind")
 MIN_FREE_BYTES = 64 * 2**20   # refuse to start a study on a (nearly) full disk
 MIN_REPORTS = 3               # evaluation points before the median pruner may stop a trial
 POLL_S = 1.0                  # how often an idle worker looks for work finished elsewhere
@@ -135,9 +137,18 @@ class Engine:
 
     def __post_init__(self) -> None:
         self.name = self.spec.name
-        self.storage = st.open_storage(
+        rdb = st.open_storage(
             self.storage_url, heartbeat_interval=self.heartbeat_interval, grace_period=self.grace_period
         )
+        # One caching wrapper for the whole process (Optuna's own, as load_study(url) would make):
+        # finished trials are read from the database once, not at every look at a study.
+        self.storage = optuna.storages.get_storage(rdb)
+        self._studies: dict[str, optuna.Study] = {}
+        self._plan: list[dict[str, Any]] | None = None
+        self.runs_executed = 0
+        # True when this worker should write the report: it ended the study's last run, or it
+        # found the study already complete without running anything (a resume of a finished study).
+        self.writes_report = False
 
     # -- setup ------------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -178,7 +189,14 @@ class Engine:
     # -- helpers ----------------------------------------------------------------------------
     def _study(self, name: str, sampler: optuna.samplers.BaseSampler | None = None,
                pruner: optuna.pruners.BasePruner | None = None) -> optuna.Study:
-        return optuna.load_study(study_name=name, storage=self.storage, sampler=sampler, pruner=pruner)
+        study = self._studies.get(name)
+        if study is None:
+            study = self._studies[name] = optuna.load_study(study_name=name, storage=self.storage)
+        if sampler is not None:
+            study.sampler = sampler
+        if pruner is not None:
+            study.pruner = pruner
+        return study
 
     def _worst(self) -> float:
         return math.inf if self.spec.direction == "minimize" else -math.inf
@@ -229,6 +247,7 @@ class Engine:
             abort_requested=lambda: self.stop.now,
         )
         self.events.run_started(label)
+        self.runs_executed += 1
         seed_everything(seed)
         t0 = time.perf_counter()
         state, value, error = TrialState.COMPLETE, None, None
@@ -263,8 +282,14 @@ class Engine:
         attrs.update(wall_s=round(wall, 4), curve=rec.curve(), val_curve=rec.val_curve(),
                      beta_trace=_round_trace(rec.beta_trace()))
         try:
+            # One commit per user attribute: the attributes the engine queries (and that Optuna's
+            # dashboard shows) go one per key, everything else in one "record".
+            known = trial.user_attrs
+            record = {k: attrs.pop(k) for k in list(attrs) if k not in QUERIED_ATTRS}
+            attrs["record"] = record
             for k, v in attrs.items():
-                trial.set_user_attr(k, v)
+                if k not in known or known[k] != v:
+                    trial.set_user_attr(k, v)
             if state == TrialState.COMPLETE:
                 study.tell(trial, value)
             else:
@@ -275,6 +300,7 @@ class Engine:
             attrs["status"] = "failed"
             attrs["value"] = None
             self.events.waiting("a run was taken over as stale by another worker")
+        attrs.update(attrs.pop("record", {}))
         shown = None if attrs.get("value") is None else float(attrs["value"])
         self.events.run_finished(label, attrs["status"], shown, wall)
         if error is not None:
@@ -361,7 +387,9 @@ class Engine:
     # -- evaluation --------------------------------------------------------------------------
     def plan(self) -> tuple[list[dict[str, Any]], bool]:
         """The evaluation runs that can be planned now, and whether the plan is complete
-        (tuned arms need their tuning finished)."""
+        (tuned arms need their tuning finished). A complete plan never changes again."""
+        if self._plan is not None:
+            return self._plan, True
         runs, complete = [], True
         seeds = range(self.spec.seeds)
         for baseline in self.spec.baselines:
@@ -390,6 +418,8 @@ class Engine:
                 for seed in seeds:
                     runs.append({"key": f"{baseline}/{arm}/{seed}", "baseline": baseline,
                                  "arm": arm, "seed": seed, "beta": beta, "lr": lr})
+        if complete:
+            self._plan = runs
         return runs, complete
 
     def ensure_planned(self, planned: list[dict[str, Any]]) -> dict[str, str]:
@@ -418,6 +448,7 @@ class Engine:
 
     def evaluate(self) -> bool:
         """Run waiting evaluation runs until the plan is done; True when every planned run ended."""
+        just_ran = False
         while not self.stop.after_run:
             planned, plan_complete = self.plan()
             states = self.ensure_planned(planned)
@@ -425,10 +456,12 @@ class Engine:
             total = self.spec.seeds * len(self.spec.baselines) * (3 + len(self.spec.extra_arms))
             self.events.phase("evaluate", total, done)
             if plan_complete and done == len(planned):
+                self.writes_report = just_ran or self.runs_executed == 0
                 return True
             study = self._study(st.eval_name(self.name))
             if not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
                 self.events.waiting("waiting for runs of other workers")
+                just_ran = False
                 time.sleep(POLL_S)
                 continue
             trial = _quiet(study.ask)
@@ -449,6 +482,7 @@ class Engine:
             arm = self._arm(run["baseline"], run["arm"], run["beta"], run["lr"])
             self.execute(study, trial, arm, int(run["seed"]), prune=False,
                          label=f"eval {key}", extra_attrs={"kind": "eval", "key": key})
+            just_ran = True
         return False
 
     @staticmethod
@@ -518,6 +552,7 @@ class Outcome:
     results: StudyResults | None
     out_dir: Path
     storage_url: str
+    reported: bool = False  # this worker wrote the report (the one that ended the last run)
 
 
 def prepare_engine(spec: StudySpec, *, storage: str | None = None, out: str | Path | None = None,
@@ -577,11 +612,13 @@ def run(spec: StudySpec, *, storage: str | None = None, out: str | Path | None =
     with _storage_errors(engine.storage_url):
         complete = engine.run()
         results = engine.results()
-        if complete and report:
+        reported = complete and report and engine.writes_report
+        if reported:
             write_outputs(results, out_dir, pdf=pdf)
-        elif report:
+        elif report and not complete:
             write_runs_csv(results, out_dir)
-    return Outcome(complete=complete, results=results, out_dir=out_dir, storage_url=engine.storage_url)
+    return Outcome(complete=complete, results=results, out_dir=out_dir,
+                   storage_url=engine.storage_url, reported=reported)
 
 
 @contextlib.contextmanager
@@ -606,22 +643,20 @@ def _storage_errors(url: str):
 
 
 def write_runs_csv(results: StudyResults, out_dir: Path) -> Path:
+    """runs.csv alone (a study stopped before its end has no report yet)."""
+    from ..report import atomic_write
+
     path = Path(out_dir) / "runs.csv"
-    tmp = path.with_suffix(".csv.tmp")
-    results.frame().to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    atomic_write(path, results.frame().to_csv(index=False))
     return path
 
 
-def write_outputs(results: StudyResults, out_dir: Path, pdf: bool = True) -> dict[str, Any] | None:
-    """runs.csv, and the report (summary.json, report.html, report.pdf) when the report module exists."""
-    write_runs_csv(results, out_dir)
-    try:
-        from ..report import write_report
-    except ImportError:  # pragma: no cover - the report module ships with the package
-        return None
+def write_outputs(results: StudyResults, out_dir: Path, pdf: bool = True) -> dict[str, Any]:
+    """The report: summary.json, runs.csv, report.html and report.pdf, each written atomically."""
+    from ..report import write_report
+
     return write_report(results, Path(out_dir), pdf=pdf)
 
 
 __all__ = ["Engine", "Events", "Outcome", "StopFlag", "prepare_engine", "resolve_device", "run",
-           "write_outputs"]
+           "write_outputs", "write_runs_csv"]

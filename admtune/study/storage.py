@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -98,13 +99,41 @@ def open_storage(url: str, *, heartbeat_interval: int | None = HEARTBEAT_INTERVA
         engine_kwargs = {"connect_args": {"timeout": 60}}
     elif url.startswith("postgres"):
         engine_kwargs = {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
-    try:
-        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna's words
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
-    except Exception as exc:  # sqlalchemy's errors are long; keep the first line of the cause
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]
-        raise StorageError(f"cannot open storage {mask_url(url)!r}: {reason}") from None
+    for attempt in range(5):
+        try:
+            with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna's words
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+            if url.startswith("sqlite"):
+                _use_wal(storage)
+            return storage
+        except Exception as exc:  # sqlalchemy's errors are long; keep the first line of the cause
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]
+            # Workers started together on a new database race to create its tables: the loser
+            # finds them made by the winner on a second try.
+            if attempt < 4 and any(m in reason for m in _SCHEMA_RACE):
+                time.sleep(0.5 + attempt)
+                continue
+            raise StorageError(f"cannot open storage {mask_url(url)!r}: {reason}") from None
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _use_wal(storage: optuna.storages.RDBStorage) -> None:
+    """SQLite in write-ahead-log mode: readers do not block the writer (several local workers) and
+    a commit needs no fsync of the whole database (a run commits a dozen small attributes)."""
+    import sqlalchemy
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cur = dbapi_connection.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    sqlalchemy.event.listen(storage.engine, "connect", on_connect)
+    storage.engine.dispose()  # pooled connections made before the listener reconnect with it
+
+
+_SCHEMA_RACE = ("UNIQUE constraint", "already exists", "duplicate key", "database is locked")
 
 
 def study_exists(storage: optuna.storages.BaseStorage, name: str) -> bool:
@@ -123,7 +152,8 @@ def _clean(x: Any) -> Any:
 
 
 def run_from_trial(t: FrozenTrial, study_name: str, position: int) -> Run:
-    a = t.user_attrs
+    # Queried attributes are stored one per key; the rest of the run's record in one "record".
+    a = {**t.user_attrs.get("record", {}), **t.user_attrs}
     if t.state == TrialState.PRUNED:
         status = "pruned"
     elif t.state == TrialState.FAIL:
