@@ -19,6 +19,7 @@ import json
 import math
 import os
 import platform
+import random
 import shutil
 import threading
 import time
@@ -40,18 +41,17 @@ from ..workloads.base import Workload
 from . import storage as st
 from .context import Arm, Interrupted, RunRecorder, seed_everything
 from .results import StudyResults
-from .spec import EXTRA_ARMS, FAMILIES, StudySpec, diff
+from .spec import StudySpec, diff
 
 DEFAULT_BETA = 0.9
 TUNING_SEED_OFFSET = 10_000   # tuning seeds 10000, 10001, …; evaluation seeds 0 … K−1
 MAX_ATTEMPTS = 3              # a run that crashes this many times is recorded as failed
-QUERIED_ATTRS = ("baseline", "arm", "seed", "beta", "lr", "key", "status", "value", "val_value",
-                 "reason", "kind")
+# Attributes the engine queries get a key each; the rest of a run's record goes in one attribute
+# (each attribute is a commit, and commits are what several workers on one storage queue for).
+QUERIED_ATTRS = ("key", "status", "beta", "lr", "reason")
 MIN_FREE_BYTES = 64 * 2**20   # refuse to start a study on a (nearly) full disk
 MIN_REPORTS = 3               # evaluation points before the median pruner may stop a trial
 POLL_S = 1.0                  # how often an idle worker looks for work finished elsewhere
-
-EVAL_ARM_NAMES = ("adm", "tuned", "default", *EXTRA_ARMS)
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 
@@ -232,13 +232,16 @@ class Engine:
         reports = 0
 
         def should_prune(step: int, value: float) -> bool:
+            # Only tuning trials tell Optuna their intermediate values (each is a commit; the
+            # validation curve of every run is kept in its record). Early evaluation points say
+            # little about β (high momentum starts slower): the median rule applies from the
+            # MIN_REPORTS-th evaluation point of a run on.
             nonlocal reports
             reports += 1
+            if not prune or self.spec.tune["pruner"] == "none" or reports < MIN_REPORTS:
+                return False
             trial.report(value, step)
-            # Early evaluation points say little about β (high momentum starts slower), so the
-            # median rule only applies from the MIN_REPORTS-th evaluation point of a run on.
-            return (prune and self.spec.tune["pruner"] != "none" and reports >= MIN_REPORTS
-                    and trial.should_prune())
+            return trial.should_prune()
 
         rec = RunRecorder(
             seed=seed, device=self.device,
@@ -422,12 +425,12 @@ class Engine:
             self._plan = runs
         return runs, complete
 
-    def ensure_planned(self, planned: list[dict[str, Any]]) -> dict[str, str]:
-        """Enqueue each planned key that has no live attempt; returns key → state summary."""
-        study = self._study(st.eval_name(self.name))
-        _quiet(optuna.storages.fail_stale_trials, study)
+    @staticmethod
+    def eval_states(trials: list, planned: list[dict[str, Any]]) -> dict[str, str]:
+        """key → complete | live (running or waiting somewhere) | failed (crashed MAX_ATTEMPTS
+        times) | todo."""
         by_key: dict[str, list] = {}
-        for t in study.get_trials(deepcopy=False):
+        for t in trials:
             if "key" in t.user_attrs and not t.user_attrs.get("skipped"):
                 by_key.setdefault(t.user_attrs["key"], []).append(t)
         states: dict[str, str] = {}
@@ -441,40 +444,46 @@ class Engine:
                      for t in attempts) >= MAX_ATTEMPTS:
                 states[run["key"]] = "failed"
             else:
-                params = {"key": run["key"]}
-                study.enqueue_trial(params, user_attrs={k: v for k, v in run.items()})
-                states[run["key"]] = "live"
+                states[run["key"]] = "todo"
         return states
 
     def evaluate(self) -> bool:
-        """Run waiting evaluation runs until the plan is done; True when every planned run ended."""
+        """Run evaluation runs until the plan is done; True when every planned run ended.
+
+        A worker enqueues one planned key at a time, just before it asks for a trial (which pops the
+        oldest waiting one), picking keys in its own random order: workers rarely pick the same
+        key, and when two do, the later attempt notices the earlier one and is skipped.
+        """
         just_ran = False
+        order = random.Random(os.getpid() * 1_000_003 + time.monotonic_ns())
+        total = self.spec.seeds * len(self.spec.baselines) * (3 + len(self.spec.extra_arms))
         while not self.stop.after_run:
             planned, plan_complete = self.plan()
-            states = self.ensure_planned(planned)
+            study = self._study(st.eval_name(self.name))
+            _quiet(optuna.storages.fail_stale_trials, study)
+            trials = study.get_trials(deepcopy=False)
+            states = self.eval_states(trials, planned)
             done = sum(s in ("complete", "failed") for s in states.values())
-            total = self.spec.seeds * len(self.spec.baselines) * (3 + len(self.spec.extra_arms))
             self.events.phase("evaluate", total, done)
             if plan_complete and done == len(planned):
                 self.writes_report = just_ran or self.runs_executed == 0
                 return True
-            study = self._study(st.eval_name(self.name))
-            if not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            todo = [run for run in planned if states[run["key"]] == "todo"]
+            if not todo and not any(t.state == TrialState.WAITING for t in trials):
                 self.events.waiting("waiting for runs of other workers")
                 just_ran = False
                 time.sleep(POLL_S)
                 continue
+            if todo:
+                run = order.choice(todo)
+                study.enqueue_trial({"key": run["key"]}, user_attrs=dict(run))
             trial = _quiet(study.ask)
             run = dict(trial.user_attrs)
             key = run.get("key")
-            if key is None:  # lost a race for the last waiting run: a fresh, empty trial
+            if key is None:  # another worker popped the waiting trial first: a fresh, empty one
                 trial.set_user_attr("skipped", "no planned run left")
                 study.tell(trial, state=TrialState.FAIL)
                 continue
-            # Params make the runs legible in Optuna's own tools (dashboard, CLI).
-            trial.suggest_categorical("baseline", list(FAMILIES))
-            trial.suggest_categorical("arm", list(EVAL_ARM_NAMES))
-            trial.suggest_int("seed", 0, 2**31 - 1)
             if self._duplicate(study, trial.number, key):
                 trial.set_user_attr("skipped", "duplicate of another attempt")
                 study.tell(trial, state=TrialState.FAIL)

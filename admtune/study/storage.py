@@ -217,8 +217,12 @@ def load_results(storage: optuna.storages.BaseStorage | str, name: str) -> Study
                     runs.append(run_from_trial(t, name, pos))
     if study_exists(storage, eval_name(name)):
         trials = optuna.load_study(study_name=eval_name(name), storage=storage).get_trials(deepcopy=False)
-        for t in sorted(final_eval_attempts(trials).values(), key=lambda t: t.number):
-            runs.append(run_from_trial(t, name, t.number))
+        arm_order = {"adm": 0, "tuned": 1, "default": 2}
+        evals = [run_from_trial(t, name, t.number) for t in final_eval_attempts(trials).values()]
+        # A stable order (workers run evaluation keys in any order): baseline, arm, seed.
+        order = {b: i for i, b in enumerate(spec["baselines"])}
+        runs.extend(sorted(evals, key=lambda r: (order.get(r.baseline, 99),
+                                                 arm_order.get(r.arm, 3), r.arm, r.seed)))
     return StudyResults(
         name=name, spec=spec, fingerprint=meta.get("fingerprint", ""),
         version=meta.get("version", ""), versions=meta.get("versions", {}),
