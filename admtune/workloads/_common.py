@@ -1,7 +1,7 @@
 """Shared helpers of the bundled CPU workloads (``convex``, ``mlp``).
 
-- option parsing: each factory declares its ``[workload]`` keys as :class:`Opt` and gets one clear
-  :class:`~admtune.errors.SpecError` sentence naming the key for an unknown key or a bad value;
+- option parsing (:mod:`admtune.workloads.options`, shared with the GPU workloads): each factory
+  declares its ``[workload]`` keys as :class:`Opt` and gets one clear SpecError naming a bad key;
 - data: a fixed-seed train / validation / test split and standardisation with train statistics;
 - :func:`train_loop`: the generic full-batch / minibatch loop all CPU workloads train with.
 
@@ -16,105 +16,15 @@ import dataclasses
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
 
-from ..errors import SpecError
 from .base import Diverged, RunContext
+from .options import Opt, parse_options  # noqa: F401 (the CPU workloads import them from here)
 
 SPLIT_SEED = 20240607  # the fixed seed of every train/validation/test split
 FLOAT32_MAX = float(torch.finfo(torch.float32).max)
-
-
-# -- options ------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Opt:
-    """One ``[workload]`` key: its default and what values it accepts."""
-
-    default: Any
-    kind: str = "float"               # float | int | bool | choice
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False            # > low instead of ≥ low
-    high_open: bool = False           # < high instead of ≤ high
-    choices: tuple[str, ...] = ()
-    help: str = ""
-
-    def describe(self) -> str:
-        if self.kind == "bool":
-            return "true or false"
-        if self.kind == "choice":
-            return "one of " + ", ".join(repr(c) for c in self.choices)
-        noun = "an integer" if self.kind == "int" else "a number"
-        if self.low is not None and self.high is not None:
-            left = "(" if self.low_open else "["
-            right = ")" if self.high_open else "]"
-            return f"{noun} in {left}{_fmt(self.low)}, {_fmt(self.high)}{right}"
-        if self.low is not None:
-            return f"{noun} {'>' if self.low_open else '≥'} {_fmt(self.low)}"
-        if self.high is not None:
-            return f"{noun} {'<' if self.high_open else '≤'} {_fmt(self.high)}"
-        return noun
-
-    def convert(self, value: Any) -> Any:
-        """The checked value, or raise ValueError (the caller words the SpecError)."""
-        if self.kind == "bool":
-            if isinstance(value, bool):
-                return value
-            raise ValueError
-        if self.kind == "choice":
-            if isinstance(value, str) and value in self.choices:
-                return value
-            raise ValueError
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError
-        if self.kind == "int":
-            if isinstance(value, float):
-                if not value.is_integer():
-                    raise ValueError
-                value = int(value)
-        else:
-            value = float(value)
-            if not math.isfinite(value):
-                raise ValueError
-        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
-            raise ValueError
-        if self.high is not None and (value >= self.high if self.high_open else value > self.high):
-            raise ValueError
-        return value
-
-
-def _fmt(x: float) -> str:
-    if float(x).is_integer() and abs(x) < 1e6:
-        return str(int(x))
-    return f"{x:g}"
-
-
-def parse_options(
-    workload: str, options: Mapping[str, Any] | None, schema: Mapping[str, Opt]
-) -> dict[str, Any]:
-    """``options`` checked against ``schema`` with defaults filled in; SpecError names a bad key."""
-    options = dict(options or {})
-    unknown = sorted(set(options) - set(schema))
-    if unknown:
-        known = ", ".join(sorted(schema)) or "none"
-        raise SpecError(
-            f"workload.{unknown[0]} is not an option of the {workload} workload (its options: {known})"
-        )
-    out: dict[str, Any] = {}
-    for key, opt in schema.items():
-        if key not in options:
-            out[key] = opt.default
-            continue
-        try:
-            out[key] = opt.convert(options[key])
-        except (ValueError, TypeError):
-            raise SpecError(
-                f"workload.{key} must be {opt.describe()}, got {options[key]!r}"
-            ) from None
-    return out
 
 
 # -- data ---------------------------------------------------------------------------------------

@@ -14,94 +14,18 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import SpecError
+from .options import Opt, parse_options
 
-
-# -- options ------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Option:
-    """One ``[workload]`` key: its default and the values it accepts."""
-
-    default: Any
-    kind: str                     # "int" | "float" | "bool" | "str" | "choice"
-    low: float | None = None      # inclusive lower bound for numbers
-    high: float | None = None     # inclusive upper bound for numbers
-    choices: tuple[str, ...] = ()
-    help: str = ""
-
-    def describe(self) -> str:
-        if self.kind == "bool":
-            return "true or false"
-        if self.kind == "str":
-            return "a string"
-        if self.kind == "choice":
-            return "one of " + ", ".join(repr(c) for c in self.choices)
-        noun = "an integer" if self.kind == "int" else "a number"
-        if self.low is not None and self.high is not None:
-            return f"{noun} in [{self.low:g}, {self.high:g}]"
-        if self.low is not None:
-            return f"{noun} ≥ {self.low:g}"
-        return noun
-
-    def convert(self, value: Any) -> Any:
-        if self.kind == "bool":
-            if not isinstance(value, bool):
-                raise ValueError
-            return value
-        if self.kind == "str":
-            if not isinstance(value, str):
-                raise ValueError
-            return value
-        if self.kind == "choice":
-            if value not in self.choices:
-                raise ValueError
-            return value
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError
-        if self.kind == "int":
-            if isinstance(value, float) and not value.is_integer():
-                raise ValueError
-            value = int(value)
-        else:
-            value = float(value)
-            if not math.isfinite(value):
-                raise ValueError
-        if self.low is not None and value < self.low:
-            raise ValueError
-        if self.high is not None and value > self.high:
-            raise ValueError
-        return value
-
-
-def check_options(
-    workload: str, options: Mapping[str, Any] | None, schema: Mapping[str, Option]
-) -> dict[str, Any]:
-    """``options`` checked against ``schema``, defaults filled in; SpecError names the bad key."""
-    options = dict(options or {})
-    unknown = sorted(set(options) - set(schema))
-    if unknown:
-        raise SpecError(
-            f"workload.{unknown[0]} is not an option of the {workload} workload "
-            f"(its options: {', '.join(sorted(schema))})"
-        )
-    out = {}
-    for key, opt in schema.items():
-        if key not in options:
-            out[key] = opt.default
-            continue
-        try:
-            out[key] = opt.convert(options[key])
-        except (TypeError, ValueError):
-            raise SpecError(f"workload.{key} must be {opt.describe()}, got {options[key]!r}") from None
-    return out
+# -- options: one implementation for every workload ------------------------------------------
+Option = Opt
+check_options = parse_options
 
 
 # -- device helpers -----------------------------------------------------------------------------
