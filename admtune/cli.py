@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -65,12 +66,12 @@ class _ProgressEvents:
         self.progress.update(self.tasks[name], total=total, completed=done)
 
     def run_started(self, label: str) -> None:
-        self.progress.update(self.current, description=f"[dim]{label}", visible=True)
+        self.progress.update(self.current, description=f"[dim]{escape(label)}", visible=True)
 
     def run_finished(self, label: str, status: str, value: float | None, wall_s: float) -> None:
         if status in ("diverged", "failed"):
             shown = {"diverged": "[yellow]diverged", "failed": "[red]failed"}[status]
-            self.progress.console.print(f"  {label}: {shown}[/] ({wall_s:.1f} s)")
+            self.progress.console.print(f"  {escape(label)}: {shown}[/] ({wall_s:.1f} s)")
         self.progress.update(self.current, visible=False)
 
     def waiting(self, reason: str) -> None:
@@ -78,12 +79,17 @@ class _ProgressEvents:
 
 
 def _fail(exc: AdmtuneError) -> None:
-    err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=exc.exit_code)
 
 
 def _command_line() -> str:
-    return "admtune " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    """The command that reproduces this run, as recorded in the storage and the report; storage
+    URLs appear with their password masked."""
+    from .study.storage import mask_url
+
+    args = [mask_url(a) if "://" in a else a for a in sys.argv[1:]]
+    return "admtune " + " ".join(shlex.quote(a) for a in args)
 
 
 def _run_study(name: str, trials: int | None, seeds: int | None, storage: str | None,
@@ -248,7 +254,7 @@ def main() -> None:
     try:
         app()
     except AdmtuneError as exc:  # anything that escaped a command: still one sentence, exit 2
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
 
 

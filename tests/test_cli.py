@@ -226,3 +226,32 @@ def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(project, presses):
     f = pd.read_csv(project / "reports" / "toy" / "runs.csv")
     assert (f.status == "complete").all()  # the interrupted attempt was re-run; final attempts only
     assert len(f) == 2 * 3 + 2 * 3 * 2
+
+
+def test_the_recorded_command_never_holds_a_password(project, monkeypatch):
+    from admtune import cli
+
+    monkeypatch.setattr(sys, "argv", ["admtune", "study", "toy", "--storage",
+                                      "postgresql://bob:hunter2@db.example/admtune"])
+    line = cli._command_line()
+    assert "hunter2" not in line and "bob:***@db.example" in line
+
+
+def test_a_missing_postgres_driver_is_a_one_line_hint(project, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_psycopg2(name, globals=None, locals=None, fromlist=(), level=0):
+        if level == 0 and name.split(".")[0] == "psycopg2":
+            raise ImportError("No module named 'psycopg2'")
+        return real_import(name, globals, locals, fromlist, level)
+
+    monkeypatch.setattr(builtins, "__import__", no_psycopg2)
+    text = one_sentence_error(
+        invoke("study", "toy", "--storage", "postgresql://u:pw@127.0.0.1/test"),
+        "driver psycopg2", "pip install 'admtune[postgres]'")
+    assert "pw@" not in text
+    monkeypatch.setattr(builtins, "__import__", real_import)
+    one_sentence_error(invoke("study", "toy", "--storage", "postgresql+pg8000://u:pw@127.0.0.1/t"),
+                       "pip install pg8000")

@@ -76,14 +76,13 @@ def check_url(url: str) -> None:
             if not os.access(folder, os.W_OK):
                 raise StorageError(f"storage folder {folder} is not writable")
     elif backend in ("postgresql", "postgres"):
-        driver = parsed.get_driver_name()
+        driver = parsed.drivername.partition("+")[2] or "psycopg2"  # SQLAlchemy's default
         module = {"psycopg2": "psycopg2", "psycopg": "psycopg", "pg8000": "pg8000"}.get(driver, driver)
         try:
             __import__(module)
         except ImportError:
-            raise StorageError(
-                f"storage {masked!r} needs the PostgreSQL driver {module}: pip install 'admtune[postgres]'"
-            ) from None
+            how = "pip install 'admtune[postgres]'" if module == "psycopg2" else f"pip install {module}"
+            raise StorageError(f"storage {masked!r} needs the PostgreSQL driver {module}: {how}") from None
 
 
 def open_storage(url: str, *, heartbeat_interval: int | None = HEARTBEAT_INTERVAL,
