@@ -180,7 +180,10 @@ def test_sgd_is_adamw_with_unit_metric(inst):
     g, d = np.asarray(inst[0]), np.asarray(inst[1])
     lam, r = inst[3], inst[5]
     one = np.ones_like(g)
-    b_sgd = tp.sgd_beta(t64(g @ g), t64(g @ d), t64(d @ d), r=r, lam=lam, beta_max=0.9)
+    # ‖d − g‖² given directly: the identity is about the two models, not about the cancellation
+    # in ‖g‖² − 2g·d + ‖d‖² when d ≈ g (where β is ill-conditioned and does not move the step).
+    uu = t64(((d - g) ** 2).sum())
+    b_sgd = tp.sgd_beta(t64(g @ g), t64(g @ d), t64(d @ d), r=r, lam=lam, beta_max=0.9, uu=uu)
     sums = tp.adamw_sums(t64(g), t64(d), t64(one), t64(one), lam)
     b_adam = tp.adamw_beta(*sums, r=r, weight_decay=0.0, beta_max=0.9)
     assert float(b_sgd) == pytest.approx(float(b_adam), abs=1e-9)
