@@ -45,9 +45,9 @@ def _root(
 # --- shared options ----------------------------------------------------------------------------
 TrialsOpt = Annotated[int | None, typer.Option("--trials", help="Optuna trials per baseline (total, across resumes and workers).")]
 SeedsOpt = Annotated[int | None, typer.Option("--seeds", help="Fresh evaluation seeds per arm.")]
-StorageOpt = Annotated[str | None, typer.Option("--storage", help="Optuna storage URL [default: sqlite:///<out>/study.db].")]
+StorageOpt = Annotated[str | None, typer.Option("--storage", help="Optuna storage URL (default: sqlite:///<out>/study.db).")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto | cpu | cuda | cuda:N.")]
-OutOpt = Annotated[Path | None, typer.Option("--out", help="Out folder [default: reports/NAME].")]
+OutOpt = Annotated[Path | None, typer.Option("--out", help="Out folder (default: reports/NAME).")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a spec key by dotted path, e.g. --set train.epochs=1 (repeatable).")]
 PdfOpt = Annotated[bool, typer.Option("--pdf/--no-pdf", help="Also render report.pdf.")]
 
@@ -202,10 +202,10 @@ def list_() -> None:
     for stem, path in sorted(spec.spec_paths().items()):
         try:
             s = spec.load(str(path))
-            table.add_row(stem, s.workload, f"{s.metric} ({s.direction})", s.description)
+            table.add_row(stem, escape(s.workload), f"{s.metric} ({s.direction})", escape(s.description))
         except AdmtuneError as exc:
-            table.add_row(stem, "[red]invalid[/]", "", str(exc))
-    console.print(table)
+            table.add_row(stem, "[red]invalid[/]", "", escape(str(exc)))
+    (console if console.is_terminal else Console(width=150)).print(table)
 
 
 @app.command()
