@@ -156,7 +156,7 @@ class Engine:
         fp = self.spec.fingerprint(__version__)
         meta_name = st.meta_name(self.name)
         if st.study_exists(self.storage, meta_name):
-            meta = optuna.load_study(study_name=meta_name, storage=self.storage).user_attrs
+            meta = self._meta_attrs(meta_name)
             if meta.get("fingerprint") != fp:
                 old = json.loads(meta.get("spec", "{}"))
                 changes = diff(old, self.spec.data)
@@ -169,10 +169,11 @@ class Engine:
                 )
         else:
             meta = optuna.create_study(study_name=meta_name, storage=self.storage, load_if_exists=True)
+            # The fingerprint goes last: a worker that finds it knows every other attribute is there.
             attrs = {
-                "spec": json.dumps(self.spec.data, sort_keys=True), "fingerprint": fp,
-                "version": __version__, "versions": versions(), "device": describe_device(self.device),
-                "command": self.command, "admtune": "study",
+                "spec": json.dumps(self.spec.data, sort_keys=True), "version": __version__,
+                "versions": versions(), "device": describe_device(self.device),
+                "command": self.command, "admtune": "study", "fingerprint": fp,
             }
             for k, v in attrs.items():
                 meta.set_user_attr(k, v)
@@ -185,6 +186,20 @@ class Engine:
                                     storage=self.storage, direction=direction, load_if_exists=True)
         optuna.create_study(study_name=st.eval_name(self.name), storage=self.storage,
                             direction=direction, load_if_exists=True)
+
+    def _meta_attrs(self, meta_name: str, wait_s: float = 30.0) -> dict[str, Any]:
+        """The meta study's attributes, waiting while another worker is still writing them."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            meta = self.storage.get_study_user_attrs(self.storage.get_study_id_from_name(meta_name))
+            if "fingerprint" in meta:
+                return meta
+            if time.monotonic() > deadline:
+                raise AdmtuneError(
+                    f"the storage holds a study named {self.name!r} that admtune did not finish "
+                    "creating (no fingerprint); use another --out or --storage"
+                )
+            time.sleep(0.2)
 
     # -- helpers ----------------------------------------------------------------------------
     def _study(self, name: str, sampler: optuna.samplers.BaseSampler | None = None,
