@@ -180,12 +180,12 @@ def report(
 ) -> None:
     """Rebuild a study's report from its storage alone (no training)."""
     from .study import runner
-    from .study.storage import load_results, open_storage
+    from .study.storage import default_url, load_results, open_storage
 
     try:
         study_name = Path(name).stem if name.endswith(".toml") else name
         out_dir = out or Path("reports") / study_name
-        url = storage or f"sqlite:///{(out_dir / 'study.db').resolve()}"
+        url = storage or default_url(out_dir)
         if storage is None and not (out_dir / "study.db").is_file():
             raise StorageError(f"no stored study at {out_dir / 'study.db'}; run `admtune study {name}` first")
         results = load_results(open_storage(url, heartbeat_interval=None), study_name)

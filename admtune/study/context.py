@@ -176,8 +176,7 @@ class RunRecorder:
     def _names_for(optimizer: torch.optim.Optimizer) -> list[str]:
         names = []
         for gi, group in enumerate(optimizer.param_groups):
-            if getattr(optimizer, "defaults", {}).get("granularity", "tensor") == "global" or \
-                    group.get("granularity") == "global":
+            if group.get("granularity") == "global":  # torch fills groups from the defaults
                 names.append(f"group{gi}")
             else:
                 names.extend(
@@ -188,9 +187,7 @@ class RunRecorder:
     def curve(self) -> dict[str, list]:
         if not self._losses:
             return {"step": [], "train_loss": []}
-        values = np.array(
-            [float(v) if not torch.is_tensor(v) else v for v in self._losses_cpu()], dtype=float
-        )
+        values = np.array(self._losses_cpu(), dtype=float)
         steps, vals = _downsample(self._loss_steps, values, MAX_CURVE_POINTS)
         return {"step": steps, "train_loss": _finite_or_none(vals)}
 

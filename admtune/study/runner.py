@@ -338,30 +338,37 @@ class Engine:
             return optuna.pruners.NopPruner()
         return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0)
 
-    def tuning_status(self, baseline: str, adm: bool) -> tuple[int, int, int]:
-        """(counted, running, failed) trials of a tuning study."""
-        trials = self._study(st.tune_name(self.name, baseline, adm)).get_trials(deepcopy=False)
+    @staticmethod
+    def _tuning_counts(trials: list) -> tuple[int, int, int]:
+        """(counted, running, crashed) among a tuning study's trials."""
         counted = st.counted_tuning_trials(trials)
         running = sum(t.state == TrialState.RUNNING for t in counted)
-        failed = sum(t.state == TrialState.FAIL and t.user_attrs.get("reason") != "interrupted"
-                     and not t.user_attrs.get("skipped") for t in trials)
-        return len(counted), running, failed
+        crashed = sum(t.state == TrialState.FAIL and t.user_attrs.get("reason") != "interrupted"
+                      and not t.user_attrs.get("skipped") for t in trials)
+        return len(counted), running, crashed
+
+    def tuning_finished(self, baseline: str, adm: bool) -> bool:
+        """The budget is counted and no trial of it is still running (here or elsewhere)."""
+        trials = self._study(st.tune_name(self.name, baseline, adm)).get_trials(deepcopy=False)
+        counted, running, _ = self._tuning_counts(trials)
+        return counted >= self.spec.trials and not running
 
     def tune(self, baseline: str, adm: bool = False) -> None:
         """Run tuning trials until the budget counts ``trials`` (this worker's share)."""
         sname = st.tune_name(self.name, baseline, adm)
         budget = self.spec.trials
         u = self.spec.tune
+        study = self._study(sname, pruner=self._pruner())
         while not self.stop.after_run:
-            probe = self._study(sname)
-            _quiet(optuna.storages.fail_stale_trials, probe)
-            counted, _, failed = self.tuning_status(baseline, adm)
+            _quiet(optuna.storages.fail_stale_trials, study)
+            trials = study.get_trials(deepcopy=False)
+            counted, _, crashed = self._tuning_counts(trials)
             self.events.phase(f"tune {baseline}" + (" (AdM lr)" if adm else ""), budget, counted)
             if counted >= budget:
                 return
-            if failed >= budget * MAX_ATTEMPTS:
-                raise AdmtuneError(f"tuning {baseline} crashed {failed} times; see runs.csv for the reasons")
-            study = self._study(sname, sampler=self._sampler(sname, len(probe.trials)), pruner=self._pruner())
+            if crashed >= budget * MAX_ATTEMPTS:
+                raise AdmtuneError(f"tuning {baseline} crashed {crashed} times; see runs.csv for the reasons")
+            study.sampler = self._sampler(sname, len(trials))
             trial = _quiet(study.ask)
             # Another worker may have taken the last slot between our count and ask(): give it back.
             live = st.counted_tuning_trials(study.get_trials(deepcopy=False))
@@ -398,8 +405,8 @@ class Engine:
                 f"every tuning trial of {baseline} ({what}) diverged or failed, so there is nothing to "
                 f"evaluate; lower train.lr.{baseline} or narrow the tuning range"
             )
-        pick = min if self.spec.direction == "minimize" else max
-        best = pick(trials, key=lambda t: (t.value, t.number) if pick is min else (t.value, -t.number))
+        sign = 1.0 if self.spec.direction == "minimize" else -1.0
+        best = min(trials, key=lambda t: (sign * t.value, t.number))  # ties: the earliest trial
         return best.user_attrs.get("beta"), float(best.user_attrs["lr"])
 
     # -- evaluation --------------------------------------------------------------------------
@@ -415,11 +422,9 @@ class Engine:
             adm_lr: float | None = lr0
             tuned: tuple[float | None, float] | None = None
             if self.spec.tune["lr"]:
-                counted, running, _ = self.tuning_status(baseline, adm=True)
-                finished = counted >= self.spec.trials and not running
+                finished = self.tuning_finished(baseline, adm=True)
                 adm_lr = self.best_tuning(baseline, adm=True)[1] if finished else None
-            counted, running, _ = self.tuning_status(baseline, adm=False)
-            if counted >= self.spec.trials and not running:
+            if self.tuning_finished(baseline, adm=False):
                 tuned = self.best_tuning(baseline)
             arms: list[tuple[str, float | None, float | None]] = [("default", DEFAULT_BETA, lr0)]
             if adm_lr is not None:
