@@ -6,9 +6,9 @@ sharing one storage divide the work, and a killed study resumes where it stopped
 - Tuning: one study per baseline; a worker asks for a trial only while fewer than ``trials`` count
   (complete, pruned, diverged or running elsewhere). Crashed or interrupted trials do not count and are
   replaced; a trial of a dead worker is failed by Optuna's heartbeat check and replaced too.
-- Evaluation: each planned run has a key (baseline, arm, seed) and is enqueued as a waiting trial
-  unless a live attempt exists; a worker pops waiting trials atomically. A duplicate (two workers
-  planned the same key at once) is noticed when popped and skipped, so each key completes once.
+- Evaluation: each planned run has a key (baseline, arm, seed); a worker enqueues one key that has
+  no live attempt, then pops the oldest waiting trial atomically. A duplicate (two workers picked
+  the same key at once) is noticed when popped and skipped, so each key completes once.
 """
 
 from __future__ import annotations
