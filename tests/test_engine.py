@@ -3,6 +3,7 @@ interruption, fingerprints, and several workers on SQLite and PostgreSQL (real s
 
 from __future__ import annotations
 
+import datetime
 import math
 import os
 import signal
@@ -16,6 +17,8 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st_h
 from optuna.trial import TrialState
 
 from admtune.errors import AdmtuneError
@@ -181,8 +184,10 @@ WORKER = textwrap.dedent("""
     from admtune.study import runner, spec
     from tests.test_engine import toy_spec
     s = toy_spec({name!r}, {sets!r}, trials={trials}, seeds={seeds})
-    runner.run(s, storage={url!r}, out={out!r}, device="cpu", report=False,
-               heartbeat_interval={hb}, grace_period={grace})
+    engine, _ = runner.prepare_engine(s, storage={url!r}, out={out!r}, device="cpu",
+                                      heartbeat_interval={hb}, grace_period={grace})
+    complete = engine.run()
+    print("WRITES_REPORT", complete and engine.writes_report)
 """)
 
 
@@ -220,6 +225,8 @@ def test_two_workers_share_the_study_exactly(tmp_path, backend):
     assert [w.returncode for w in workers] == [0, 0], logs
     f = check_exact(url, name, trials=6, seeds=3)
     assert len(f) == 2 * 6 + 2 * 3 * 3
+    # The report is left to exactly one of them: the one that ended the last run.
+    assert sum("WRITES_REPORT True" in log for log in logs) == 1, logs
 
 
 def test_sigkilled_worker_is_detected_and_its_run_redone(tmp_path):
@@ -245,3 +252,36 @@ def test_sigkilled_worker_is_detected_and_its_run_redone(tmp_path):
     check_exact(url, name, trials=4, seeds=2)
     ev = optuna.load_study(study_name=f"{name}/eval", storage=storage).trials
     assert sum(t.state == TrialState.FAIL for t in ev) == 1  # the killed attempt, failed as stale
+
+
+# --- who writes the report ------------------------------------------------------------------------
+@settings(max_examples=200, deadline=None)
+@given(st_h.lists(st_h.tuples(st_h.integers(0, 5), st_h.sampled_from(["complete", "fail", "running",
+                                                                     "skipped"]),
+                              st_h.integers(0, 2)), min_size=1, max_size=12))
+def test_exactly_one_worker_ended_the_last_run(runs):
+    """Each worker asks whether the last ended run is one of its own; whatever the timing (ties
+    included), exactly one says yes when any run ended, and none otherwise."""
+    base = datetime.datetime(2026, 1, 1)
+    states = {"complete": TrialState.COMPLETE, "fail": TrialState.FAIL,
+              "running": TrialState.RUNNING, "skipped": TrialState.FAIL}
+    trials, owner = [], {}
+    for number, (second, kind, worker) in enumerate(runs):
+        attrs = {"key": f"sgd/adm/{number}"}
+        if kind == "skipped":
+            attrs["skipped"] = "duplicate of another attempt"
+        ended = kind != "running"
+        trials.append(optuna.trial.FrozenTrial(
+            number=number, state=states[kind], value=1.0 if kind == "complete" else None,
+            datetime_start=base, datetime_complete=base + datetime.timedelta(seconds=second)
+            if ended else None, params={}, distributions={}, user_attrs=attrs, system_attrs={},
+            intermediate_values={}, trial_id=number))
+        owner.setdefault(worker, set()).add(number)
+    last = runner.last_ended_run(trials)
+    writers = [w for w, mine in owner.items() if last in mine]
+    counted = [t for t in trials if t.state != TrialState.RUNNING and "skipped" not in t.user_attrs]
+    assert len(writers) == (1 if counted else 0)
+    if counted:
+        latest = max(t.datetime_complete for t in counted)
+        assert trials[last].datetime_complete == latest
+        assert last == max(t.number for t in counted if t.datetime_complete == latest)

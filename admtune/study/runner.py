@@ -143,9 +143,11 @@ class Engine:
         # One caching wrapper for the whole process (Optuna's own, as load_study(url) would make):
         # finished trials are read from the database once, not at every look at a study.
         self.storage = optuna.storages.get_storage(rdb)
+        self._rdb = rdb
         self._studies: dict[str, optuna.Study] = {}
         self._plan: list[dict[str, Any]] | None = None
         self.runs_executed = 0
+        self._eval_ran: set[int] = set()  # numbers of the evaluation trials this worker ran
         # True when this worker should write the report: it ended the study's last run, or it
         # found the study already complete without running anything (a resume of a finished study).
         self.writes_report = False
@@ -474,7 +476,6 @@ class Engine:
         oldest waiting one), picking keys in its own random order: workers rarely pick the same
         key, and when two do, the later attempt notices the earlier one and is skipped.
         """
-        just_ran = False
         order = random.Random(os.getpid() * 1_000_003 + time.monotonic_ns())
         total = self.spec.seeds * len(self.spec.baselines) * (3 + len(self.spec.extra_arms))
         while not self.stop.after_run:
@@ -486,12 +487,14 @@ class Engine:
             done = sum(s in ("complete", "failed") for s in states.values())
             self.events.phase("evaluate", total, done)
             if plan_complete and done == len(planned):
-                self.writes_report = just_ran or self.runs_executed == 0
+                # Every worker that sees the study complete reads the same trials, so exactly one
+                # finds that it ended the last run (two ending at once would both write otherwise).
+                self.writes_report = (last_ended_run(trials) in self._eval_ran if self._eval_ran
+                                      else self.runs_executed == 0)
                 return True
             todo = [run for run in planned if states[run["key"]] == "todo"]
             if not todo and not any(t.state == TrialState.WAITING for t in trials):
                 self.events.waiting("waiting for runs of other workers")
-                just_ran = False
                 time.sleep(POLL_S)
                 continue
             if todo:
@@ -509,9 +512,9 @@ class Engine:
                 study.tell(trial, state=TrialState.FAIL)
                 continue
             arm = self._arm(run["baseline"], run["arm"], run["beta"], run["lr"])
+            self._eval_ran.add(trial.number)
             self.execute(study, trial, arm, int(run["seed"]), prune=False,
                          label=f"eval {key}", extra_attrs={"kind": "eval", "key": key})
-            just_ran = True
         return False
 
     @staticmethod
@@ -536,6 +539,20 @@ class Engine:
 
     def results(self) -> StudyResults:
         return st.load_results(self.storage, self.name)
+
+    def close(self) -> None:
+        """Close the storage's connections (SQLite folds its write-ahead log back into the file)."""
+        self._rdb.engine.dispose()
+
+
+def last_ended_run(trials: list) -> int | None:
+    """The number of the evaluation run that ended last (ties go to the higher number)."""
+    ended = [t for t in trials
+             if "key" in t.user_attrs and not t.user_attrs.get("skipped")
+             and t.state in (TrialState.COMPLETE, TrialState.FAIL) and t.datetime_complete]
+    if not ended:
+        return None
+    return max(ended, key=lambda t: (t.datetime_complete, t.number)).number
 
 
 class _Heartbeat:
@@ -639,8 +656,11 @@ def run(spec: StudySpec, *, storage: str | None = None, out: str | Path | None =
         heartbeat_interval=heartbeat_interval, grace_period=grace_period,
     )
     with _storage_errors(engine.storage_url):
-        complete = engine.run()
-        results = engine.results()
+        try:
+            complete = engine.run()
+            results = engine.results()
+        finally:
+            engine.close()
         reported = complete and report and engine.writes_report
         if reported:
             write_outputs(results, out_dir, pdf=pdf)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import random
 import time
 import warnings
 from pathlib import Path
@@ -111,25 +112,32 @@ def open_storage(url: str, *, heartbeat_interval: int | None = HEARTBEAT_INTERVA
             # Workers started together on a new database race to create its tables: the loser
             # finds them made by the winner on a second try.
             if attempt < 4 and any(m in reason for m in _SCHEMA_RACE):
-                time.sleep(0.5 + attempt)
+                time.sleep(random.uniform(0.05, 0.2) * (attempt + 1))
                 continue
             raise StorageError(f"cannot open storage {mask_url(url)!r}: {reason}") from None
     raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _use_wal(storage: optuna.storages.RDBStorage) -> None:
-    """SQLite in write-ahead-log mode: readers do not block the writer (several local workers) and
-    a commit needs no fsync of the whole database (a run commits a dozen small attributes)."""
+    """SQLite for several local workers: write-ahead-log mode, so readers do not block the writer and
+    a commit needs no fsync of the whole database; and every transaction taking the write lock when
+    it begins. pysqlite otherwise runs a transaction's reads outside it, so the read-check-write by
+    which Optuna pops a waiting trial is not atomic: two workers popped the same trial."""
     import sqlalchemy
 
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # pysqlite emits no BEGIN of its own: on_begin does
         cur = dbapi_connection.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
 
+    def on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
     sqlalchemy.event.listen(storage.engine, "connect", on_connect)
-    storage.engine.dispose()  # pooled connections made before the listener reconnect with it
+    sqlalchemy.event.listen(storage.engine, "begin", on_begin)
+    storage.engine.dispose()  # pooled connections made before the listeners reconnect with them
 
 
 _SCHEMA_RACE = ("UNIQUE constraint", "already exists", "duplicate key", "database is locked")
