@@ -67,7 +67,8 @@ class _ProgressEvents:
         elif self.progress.disable and done >= total and \
                 self.progress.tasks[self.tasks[name]].completed < total:
             # No live bars in logs and pipes: one line per finished phase instead.
-            self.progress.console.print(f"{escape(name)}: {done}/{total} done")
+            elapsed = self.progress.tasks[self.tasks[name]].elapsed or 0.0
+            self.progress.console.print(f"{escape(name)}: {done}/{total} done in {elapsed:.1f} s")
         self.progress.update(self.tasks[name], total=total, completed=done)
 
     def run_started(self, label: str) -> None:

@@ -5,12 +5,19 @@
 Each repeat runs the study from scratch with one worker, then with two workers started together
 on a fresh storage (SQLite in a temporary folder unless --storage names a server, e.g. PostgreSQL),
 and prints the medians and the ratio two/one (the target on 2 cores is ≤ 0.65).
+
+It also times, in the same repeats, what no second worker can take off the first: a worker's start
+(Python, torch, torch._dynamo, which torch.optim imports at its first optimizer, Optuna) and the
+report (written once, by one worker; its time is read from the worker's log). With those serial
+seconds F out of the one-worker time T1, two workers cannot do better than (F + (T1 − F) / 2) / T1
+(Amdahl's law), which the last line prints beside the measured ratio.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -24,7 +31,8 @@ from rich.table import Table
 
 
 def _workers(n: int, study: str, out: Path, storage: str | None, threads: int,
-             sets: list[str]) -> float:
+             sets: list[str]) -> tuple[float, float | None]:
+    """Wall seconds of n workers started together, and the seconds the report took."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     cmd = [sys.executable, "-m", "admtune.cli", "study", study, "--device", "cpu", "--no-pdf",
            "--out", str(out)]
@@ -40,7 +48,17 @@ def _workers(n: int, study: str, out: Path, storage: str | None, threads: int,
     for p, e in zip(procs, errs, strict=True):
         if p.returncode != 0:
             raise SystemExit(f"a worker failed (exit {p.returncode}): {e.strip().splitlines()[-1:]}")
-    return wall
+    found = [float(m) for e in errs for m in re.findall(r"^report: 1/1 done in ([0-9.]+) s", e, re.M)]
+    return wall, (found[0] if found else None)
+
+
+_START = "import torch, torch._dynamo, optuna, sqlalchemy"
+
+
+def _timed(cmd: list[str], env: dict[str, str]) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - t0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,16 +70,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="torch threads per worker")
     ap.add_argument("--set", dest="sets", action="append", default=[])
     args = ap.parse_args(argv)
-    one, two = [], []
+    one, two, start, report = [], [], [], []
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.repeats):
             for n, bucket in ((1, one), (2, two)):
                 out = Path(tmp) / f"{n}-{r}"
                 storage = args.storage
                 sets = list(args.sets)
+                name = f"bench{uuid.uuid4().hex[:8]}"
                 if storage:  # a fresh study name per repeat on a shared server
-                    sets.append(f"name=bench{uuid.uuid4().hex[:8]}")
-                bucket.append(_workers(n, args.study, out, storage, args.threads, sets))
+                    sets.append(f"name={name}")
+                wall, report_s = _workers(n, args.study, out, storage, args.threads, sets)
+                bucket.append(wall)
+                if n == 1:
+                    start.append(_timed([sys.executable, "-c", _START], env))
+                    report.append(report_s or 0.0)
     table = Table(title=f"{args.study}: two workers vs one ({args.repeats} repeats, "
                         f"{args.threads} thread(s) per worker, {os.cpu_count()} cores)")
     for c in ("workers", "median wall s", "all (s)"):
@@ -69,7 +93,14 @@ def main(argv: list[str] | None = None) -> int:
     table.add_row("1", f"{statistics.median(one):.1f}", ", ".join(f"{x:.1f}" for x in one))
     table.add_row("2", f"{statistics.median(two):.1f}", ", ".join(f"{x:.1f}" for x in two))
     Console().print(table)
-    Console().print(f"ratio two/one (medians): {statistics.median(two) / statistics.median(one):.2f}")
+    t1, t2 = statistics.median(one), statistics.median(two)
+    f = statistics.median(start) + statistics.median(report)
+    Console().print(f"ratio two/one (medians): {t2 / t1:.2f}")
+    Console().print(
+        f"serial part: worker start {statistics.median(start):.1f} s + report "
+        f"{statistics.median(report):.1f} s = {f:.1f} s of {t1:.1f} s; the best two workers can do "
+        f"with it (Amdahl): {(f + (t1 - f) / 2) / t1:.2f}"
+    )
     return 0
 
 

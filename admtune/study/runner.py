@@ -51,7 +51,7 @@ MAX_ATTEMPTS = 3              # a run that crashes this many times is recorded a
 QUERIED_ATTRS = ("key", "status", "beta", "lr", "reason")
 MIN_FREE_BYTES = 64 * 2**20   # refuse to start a study on a (nearly) full disk
 MIN_REPORTS = 3               # evaluation points before the median pruner may stop a trial
-POLL_S = 1.0                  # how often an idle worker looks for work finished elsewhere
+POLL_S = 0.5                  # how often an idle worker looks for work finished elsewhere
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 
@@ -148,6 +148,7 @@ class Engine:
         self._plan: list[dict[str, Any]] | None = None
         self.runs_executed = 0
         self._eval_ran: set[int] = set()  # numbers of the evaluation trials this worker ran
+        self._stale_checked: dict[str, float] = {}
         # True when this worker should write the report: it ended the study's last run, or it
         # found the study already complete without running anything (a resume of a finished study).
         self.writes_report = False
@@ -335,10 +336,18 @@ class Engine:
             return optuna.samplers.RandomSampler(seed=seed)
         return optuna.samplers.TPESampler(seed=seed, multivariate=self.spec.tune["lr"])
 
-    def _pruner(self) -> optuna.pruners.BasePruner:
+    def _pruner(self) -> HistoryPruner:
         if self.spec.tune["pruner"] == "none":
-            return optuna.pruners.NopPruner()
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0)
+            return HistoryPruner(optuna.pruners.NopPruner())
+        return HistoryPruner(optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0))
+
+    def _fail_stale(self, study: optuna.Study) -> None:
+        """Optuna's check for runs of dead workers, at most once per heartbeat interval (a run
+        turns stale only after the grace period, so checking between every two runs is waste)."""
+        now = time.monotonic()
+        if now - self._stale_checked.get(study.study_name, -math.inf) >= (self.heartbeat_interval or 0):
+            self._stale_checked[study.study_name] = now
+            _quiet(optuna.storages.fail_stale_trials, study)
 
     @staticmethod
     def _tuning_counts(trials: list) -> tuple[int, int, int]:
@@ -360,10 +369,12 @@ class Engine:
         sname = st.tune_name(self.name, baseline, adm)
         budget = self.spec.trials
         u = self.spec.tune
-        study = self._study(sname, pruner=self._pruner())
+        pruner = self._pruner()
+        study = self._study(sname, pruner=pruner)
         while not self.stop.after_run:
-            _quiet(optuna.storages.fail_stale_trials, study)
+            self._fail_stale(study)
             trials = study.get_trials(deepcopy=False)
+            pruner.seen(trials)
             counted, _, crashed = self._tuning_counts(trials)
             self.events.phase(f"tune {baseline}" + (" (AdM lr)" if adm else ""), budget, counted)
             if counted >= budget:
@@ -481,7 +492,7 @@ class Engine:
         while not self.stop.after_run:
             planned, plan_complete = self.plan()
             study = self._study(st.eval_name(self.name))
-            _quiet(optuna.storages.fail_stale_trials, study)
+            self._fail_stale(study)
             trials = study.get_trials(deepcopy=False)
             states = self.eval_states(trials, planned)
             done = sum(s in ("complete", "failed") for s in states.values())
@@ -543,6 +554,43 @@ class Engine:
     def close(self) -> None:
         """Close the storage's connections (SQLite folds its write-ahead log back into the file)."""
         self._rdb.engine.dispose()
+
+
+class HistoryPruner(optuna.pruners.BasePruner):
+    """An Optuna pruner that reads the study's completed trials at most every ``max_age_s`` seconds.
+
+    Optuna's pruners read every trial of the study at each report; on a small workload that read
+    cost as much as the training. With one worker the history cannot change during a run, so the
+    decisions are Optuna's own; with several, a trial completed elsewhere counts from the next
+    read on (for runs whose reports are seconds apart, that is the next report).
+    """
+
+    def __init__(self, inner: optuna.pruners.BasePruner, max_age_s: float = 0.5) -> None:
+        self.inner = inner
+        self.max_age_s = max_age_s
+        self._history: list[optuna.trial.FrozenTrial] = []
+        self._read_at = -math.inf
+
+    def seen(self, trials: list[optuna.trial.FrozenTrial]) -> None:
+        """Trials just read by the caller (before a run): the history until it is too old."""
+        self._history = [t for t in trials if t.state == TrialState.COMPLETE]
+        self._read_at = time.monotonic()
+
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        if time.monotonic() - self._read_at > self.max_age_s:
+            self.seen(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+        return self.inner.prune(_History(study.direction, self._history), trial)  # type: ignore[arg-type]
+
+
+@dataclass
+class _History:
+    """The part of a Study that pruners read."""
+
+    direction: optuna.study.StudyDirection
+    trials: list[optuna.trial.FrozenTrial]
+
+    def get_trials(self, deepcopy: bool = True, states: tuple[TrialState, ...] | None = None) -> list:
+        return [t for t in self.trials if states is None or t.state in states]
 
 
 def last_ended_run(trials: list) -> int | None:
@@ -663,7 +711,9 @@ def run(spec: StudySpec, *, storage: str | None = None, out: str | Path | None =
             engine.close()
         reported = complete and report and engine.writes_report
         if reported:
+            engine.events.phase("report", 1, 0)
             write_outputs(results, out_dir, pdf=pdf)
+            engine.events.phase("report", 1, 1)
         elif report and not complete:
             write_runs_csv(results, out_dir)
     return Outcome(complete=complete, results=results, out_dir=out_dir,
