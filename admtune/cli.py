@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from . import __version__
+from . import __version__, _gc
 from .errors import AdmtuneError, StorageError
 
 app = typer.Typer(
@@ -260,6 +260,7 @@ def check(
 
 
 def main() -> None:
+    _gc.pause()  # until the first run has imported what training needs: see admtune._gc
     try:
         app()
     except AdmtuneError as exc:  # anything that escaped a command: still one sentence, exit 2

@@ -285,3 +285,35 @@ def test_exactly_one_worker_ended_the_last_run(runs):
         latest = max(t.datetime_complete for t in counted)
         assert trials[last].datetime_complete == latest
         assert last == max(t.number for t in counted if t.datetime_complete == latest)
+
+
+# --- garbage collection around the imports --------------------------------------------------------
+def test_collection_paused_by_the_cli_resumes_after_the_first_run(tmp_path):
+    import gc
+
+    from admtune import _gc
+
+    assert gc.isenabled()
+    _gc.pause()
+    try:
+        assert not gc.isenabled()
+        run(toy_spec(trials=2, seeds=2), tmp_path / "o")
+        assert gc.isenabled() and gc.get_freeze_count() > 0
+    finally:
+        gc.enable()
+        gc.unfreeze()
+
+
+def test_settle_leaves_a_collector_the_user_disabled_alone():
+    import gc
+
+    from admtune import _gc
+
+    gc.disable()
+    try:
+        _gc.pause()  # nothing to pause: the user's choice stands
+        _gc.settle()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+        gc.unfreeze()

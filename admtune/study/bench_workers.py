@@ -52,7 +52,7 @@ def _workers(n: int, study: str, out: Path, storage: str | None, threads: int,
     return wall, (found[0] if found else None)
 
 
-_START = "import torch, torch._dynamo, optuna, sqlalchemy"
+_START = "import gc; gc.disable(); import torch, torch._dynamo, optuna, sqlalchemy"  # as a worker does
 
 
 def _timed(cmd: list[str], env: dict[str, str]) -> float:

@@ -34,7 +34,7 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
-from .. import __version__
+from .. import __version__, _gc
 from ..errors import AdmtuneError, DeviceError, SpecError, StorageError
 from ..workloads import Diverged, Pruned, TrainConfig, get_workload
 from ..workloads.base import Workload
@@ -300,6 +300,8 @@ class Engine:
                 if isinstance(exc, AdmtuneError):
                     error = exc  # bad data or options: the same on every attempt, so stop
         wall = time.perf_counter() - t0
+        if self.runs_executed == 1:
+            _gc.settle()  # the first run has imported what training needs: see admtune._gc
         attrs.update(wall_s=round(wall, 4), curve=rec.curve(), val_curve=rec.val_curve(),
                      beta_trace=_round_trace(rec.beta_trace()))
         try:

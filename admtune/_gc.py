@@ -1,0 +1,32 @@
+"""Python's garbage collector around the imports a study needs.
+
+Importing torch, torch._dynamo (which torch.optim imports with the first optimizer), Optuna and a
+workload's data makes hundreds of thousands of long-lived objects; while they are being made, the
+collector walks all of them again every time the heap grows by a quarter: 0.7 s of full collections
+in a 7 s quick study, and a growing pause in every later one. The CLI pauses collection until the
+first run has ended; the engine then freezes what exists (the permanent generation is never
+walked) and resumes collection.
+"""
+
+from __future__ import annotations
+
+import gc
+
+_paused = False
+
+
+def pause() -> None:
+    """Stop automatic collection until ``settle`` (the CLI calls it before importing anything)."""
+    global _paused
+    if gc.isenabled():
+        gc.disable()
+        _paused = True
+
+
+def settle() -> None:
+    """Freeze the objects alive now and resume collection if ``pause`` stopped it."""
+    global _paused
+    gc.freeze()
+    if _paused:
+        gc.enable()
+        _paused = False
