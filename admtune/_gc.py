@@ -24,9 +24,10 @@ def pause() -> None:
 
 
 def settle() -> None:
-    """Freeze the objects alive now and resume collection if ``pause`` stopped it."""
+    """After ``pause``: freeze the objects alive now and resume collection. Otherwise nothing (a
+    program using admtune as a library keeps its collector as it set it)."""
     global _paused
-    gc.freeze()
     if _paused:
+        gc.freeze()
         gc.enable()
         _paused = False

@@ -304,11 +304,14 @@ def test_collection_paused_by_the_cli_resumes_after_the_first_run(tmp_path):
         gc.unfreeze()
 
 
-def test_settle_leaves_a_collector_the_user_disabled_alone():
+def test_a_library_user_s_collector_is_left_as_it_was(tmp_path):
     import gc
 
     from admtune import _gc
 
+    frozen = gc.get_freeze_count()
+    run(toy_spec(trials=2, seeds=2), tmp_path / "o")  # no pause: nothing frozen
+    assert gc.isenabled() and gc.get_freeze_count() == frozen
     gc.disable()
     try:
         _gc.pause()  # nothing to pause: the user's choice stands
