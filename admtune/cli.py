@@ -51,6 +51,7 @@ DeviceOpt = Annotated[str, typer.Option("--device", help="auto | cpu | cuda | cu
 OutOpt = Annotated[Path | None, typer.Option("--out", help="Out folder (default: reports/NAME).")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a spec key by dotted path, e.g. --set train.epochs=1 (repeatable).")]
 PdfOpt = Annotated[bool, typer.Option("--pdf/--no-pdf", help="Also render report.pdf.")]
+WorkersOpt = Annotated[int, typer.Option("--workers", "-j", help="Workers on this machine sharing the study; with --device cuda they spread over the GPUs.")]
 
 
 class _ProgressEvents:
@@ -100,15 +101,20 @@ def _command_line() -> str:
 
 def _run_study(name: str, trials: int | None, seeds: int | None, storage: str | None,
                device: str, out: Path | None, sets: list[str] | None, pdf: bool,
-               quiet: bool = False):
+               quiet: bool = False, workers: int = 1):
     from .study import runner, spec
     from .study.storage import mask_url
 
     s = spec.load(name, sets or [], trials=trials, seeds=seeds)
+    group = None
+    if workers != 1:
+        group, device = _start_workers(name, trials, seeds, storage, device, out, sets, pdf, workers)
     stop = runner.StopFlag()
 
     def on_sigint(signum: int, frame: Any) -> None:
         stop.request()
+        if group is not None:
+            group.interrupt()
         if stop.now:
             err_console.print("[yellow]aborting the current run (it is recorded as interrupted)[/]")
         else:
@@ -128,11 +134,22 @@ def _run_study(name: str, trials: int | None, seeds: int | None, storage: str | 
                 s, storage=storage, out=out, device=device, events=_ProgressEvents(progress),
                 stop=stop, command=_command_line(), pdf=pdf,
             )
-    except runner.Interrupted:
-        err_console.print("[yellow]interrupted;[/] run the same command to resume")
-        raise typer.Exit(code=130) from None
+    except BaseException as exc:
+        if group is not None:
+            group.stop()
+        if isinstance(exc, runner.Interrupted):
+            err_console.print("[yellow]interrupted;[/] run the same command to resume")
+            raise typer.Exit(code=130) from None
+        raise
     finally:
         signal.signal(signal.SIGINT, previous)
+    if group is not None:
+        failed = group.wait()
+        for index, dev, rc, last in failed:
+            err_console.print(f"[bold red]error:[/] worker {index} ({dev}) exited with {rc}: "
+                              f"{escape(last)}", highlight=False, soft_wrap=True)
+        if failed:
+            raise typer.Exit(code=1)
     if not outcome.complete:
         err_console.print(
             f"stopped before the study finished; run the same command to resume "
@@ -140,6 +157,34 @@ def _run_study(name: str, trials: int | None, seeds: int | None, storage: str | 
         )
         raise typer.Exit(code=130)
     return outcome
+
+
+def _start_workers(name: str, trials: int | None, seeds: int | None, storage: str | None,
+                   device: str, out: Path | None, sets: list[str] | None, pdf: bool,
+                   workers: int):
+    """Start workers 1 … N − 1 of ``--workers N``; returns them and worker 0's device."""
+    import os
+
+    import torch
+
+    from .study.local import WorkerGroup, device_plan, threads_per_worker
+    from .study.runner import resolve_device
+
+    needs_cuda = device in ("auto", "cuda")
+    devices = device_plan(device, workers, torch.cuda.device_count() if needs_cuda else 0)
+    for dev in sorted(set(devices)):
+        resolve_device(dev)  # a missing GPU is one sentence before anything starts
+    threads = threads_per_worker(devices, os.cpu_count() or 1)
+    if devices[0] == "cpu":
+        torch.set_num_threads(threads)
+    argv = ["study", name, "--pdf" if pdf else "--no-pdf"]
+    for flag, value in (("--trials", trials), ("--seeds", seeds), ("--storage", storage),
+                        ("--out", out)):
+        if value is not None:
+            argv += [flag, str(value)]
+    for item in sets or []:
+        argv += ["--set", item]
+    return WorkerGroup.start(argv, devices[1:], threads), devices[0]
 
 
 def _print_summary(out_dir: Path) -> None:
@@ -162,12 +207,16 @@ def study(
     name: Annotated[str, typer.Argument(help="A study name (see `admtune list`) or a path to a .toml spec.")],
     trials: TrialsOpt = None, seeds: SeedsOpt = None, storage: StorageOpt = None,
     device: DeviceOpt = "auto", out: OutOpt = None, set_: SetOpt = None, pdf: PdfOpt = True,
+    workers: WorkersOpt = 1,
 ) -> None:
     """Run or resume a study, then write its report (summary.json, report.html, report.pdf, runs.csv)."""
     try:
-        outcome = _run_study(name, trials, seeds, storage, device, out, set_, pdf)
+        outcome = _run_study(name, trials, seeds, storage, device, out, set_, pdf, workers=workers)
     except AdmtuneError as exc:
         _fail(exc)
+    if not outcome.reported and (outcome.out_dir / "summary.json").is_file() and workers > 1:
+        _print_summary(outcome.out_dir)  # another worker of this command ended the last run
+        return
     if not outcome.reported:
         console.print("The study is complete; the worker that ended its last run writes the report "
                       f"(or: admtune report {name} --out {outcome.out_dir}).")

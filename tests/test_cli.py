@@ -255,3 +255,64 @@ def test_a_missing_postgres_driver_is_a_one_line_hint(project, monkeypatch):
     monkeypatch.setattr(builtins, "__import__", real_import)
     one_sentence_error(invoke("study", "toy", "--storage", "postgresql+pg8000://u:pw@127.0.0.1/t"),
                        "pip install pg8000")
+
+
+# --- several workers from one command -------------------------------------------------------------
+def _worker_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+
+
+def test_workers_option_shares_one_study_between_processes(project):
+    import pandas as pd
+
+    cmd = [sys.executable, "-m", "admtune.cli", "study", "toy", "--device", "cpu", "--no-pdf",
+           "--workers", "2", "--set", "workload.sleep=0.01"]
+    r = subprocess.run(cmd, cwd=project, env=_worker_env(), capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "AdM-SGD vs SGD" in r.stdout  # the verdict table, whichever worker wrote the report
+    f = pd.read_csv(project / "reports" / "toy" / "runs.csv")
+    ev = f[f.arm.isin(["adm", "tuned", "default"])]
+    keys = sorted(f"{b}/{a}/{s}" for b, a, s in zip(ev.baseline, ev.arm, ev.seed, strict=True))
+    assert len(keys) == len(set(keys)) == 2 * 3 * 2 and (ev.status == "complete").all()
+    assert (f.arm == "trial").sum() == 2 * 3
+    assert f.worker.nunique() == 2  # both processes ran some of it
+    assert set(f.device) == {"cpu"}
+
+
+def test_ctrl_c_stops_every_worker_of_the_command_and_it_resumes(project):
+    import time
+
+    import optuna
+
+    cmd = [sys.executable, "-m", "admtune.cli", "study", "toy", "--device", "cpu", "--no-pdf",
+           "-j", "2", "--set", "workload.sleep=0.05"]
+    p = subprocess.Popen(cmd, cwd=project, env=_worker_env(), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    db = project / "reports" / "toy" / "study.db"
+    _wait_for_trials(db, 2)
+    p.send_signal(signal.SIGINT)  # to the command only, as a terminal would: it tells the others
+    time.sleep(0.2)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 130, err
+    assert "Traceback" not in err
+    storage = f"sqlite:///{db}"
+    complete = 0
+    for name in optuna.get_all_study_names(storage):  # every worker ended its run and stopped
+        trials = optuna.load_study(study_name=name, storage=storage).trials
+        assert not [t.number for t in trials if t.state == optuna.trial.TrialState.RUNNING], name
+        complete += sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    assert complete < 2 * 3 + 2 * 3 * 2  # the other worker stopped too, long before the end
+    r = subprocess.run(cmd, cwd=project, env=_worker_env(), capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr
+    import pandas as pd
+
+    f = pd.read_csv(project / "reports" / "toy" / "runs.csv")
+    assert (f.status == "complete").all() and len(f) == 2 * 3 + 2 * 3 * 2
+
+
+@pytest.mark.parametrize("n", ["0", "65"])
+def test_workers_out_of_range_is_one_sentence(project, n):
+    one_sentence_error(invoke("study", "toy", "--workers", n, "--device", "cpu"), "--workers")
+    assert not (project / "reports" / "toy" / "study.db").exists()

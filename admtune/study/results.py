@@ -42,6 +42,8 @@ class Run:
     # AdM's β_t: {"step": [...], "names": [tensor or group names], "values": [[β per name] per step]}
     beta_trace: dict[str, Any] | None = None
     reason: str | None = None        # for failed runs: "interrupted", the exception text, ...
+    device: str | None = None        # where it ran, e.g. "cuda:1"
+    worker: str | None = None        # which worker ran it: "host:pid"
 
     def row(self) -> dict[str, Any]:
         return {c: getattr(self, c) for c in RUNS_COLUMNS}
@@ -74,8 +76,9 @@ class StudyResults:
         )
 
     def frame(self):
-        """runs.csv as a pandas DataFrame (RUNS_COLUMNS first, then val_value, trial_number, reason)."""
+        """runs.csv as a pandas DataFrame (RUNS_COLUMNS first, then val_value, trial_number, reason,
+        device, worker)."""
         import pandas as pd
 
-        cols = RUNS_COLUMNS + ["val_value", "trial_number", "reason"]
+        cols = RUNS_COLUMNS + ["val_value", "trial_number", "reason", "device", "worker"]
         return pd.DataFrame([{c: getattr(r, c) for c in cols} for r in self.runs], columns=cols)

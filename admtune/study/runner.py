@@ -51,6 +51,7 @@ MAX_ATTEMPTS = 3              # a run that crashes this many times is recorded a
 QUERIED_ATTRS = ("key", "status", "beta", "lr", "reason")
 MIN_FREE_BYTES = 64 * 2**20   # refuse to start a study on a (nearly) full disk
 MIN_REPORTS = 3               # evaluation points before the median pruner may stop a trial
+WORKER_ID = f"{platform.node()}:{os.getpid()}"  # recorded with each run: who ran it
 POLL_S = 0.5                  # how often an idle worker looks for work finished elsewhere
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -244,6 +245,7 @@ class Engine:
         attrs: dict[str, Any] = {
             "baseline": arm.baseline, "arm": arm.name, "seed": seed, "beta": arm.beta, "lr": arm.lr,
             "metric": f"val_{metric}" if prune else metric, "device": str(self.device),
+            "worker": WORKER_ID,
             "warmup_steps": arm.warmup_steps, **extra_attrs,
         }
 

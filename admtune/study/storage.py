@@ -204,7 +204,8 @@ def run_from_trial(t: FrozenTrial, study_name: str, position: int) -> Run:
         status=status, steps=int(a.get("steps", 0)), wall_s=float(a.get("wall_s", 0.0)),
         val_value=_clean(a.get("val_value")), trial_number=position,
         curve=a.get("curve") or {}, val_curve=a.get("val_curve") or {},
-        beta_trace=a.get("beta_trace"), reason=a.get("reason"),
+        beta_trace=a.get("beta_trace"), reason=a.get("reason"), device=a.get("device"),
+        worker=a.get("worker"),
     )
 
 
