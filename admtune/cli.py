@@ -165,18 +165,24 @@ def _start_workers(name: str, trials: int | None, seeds: int | None, storage: st
     """Start workers 1 … N − 1 of ``--workers N``; returns them and worker 0's device."""
     import os
 
-    import torch
-
     from .study.local import WorkerGroup, device_plan, threads_per_worker
-    from .study.runner import resolve_device
 
-    needs_cuda = device in ("auto", "cuda")
-    devices = device_plan(device, workers, torch.cuda.device_count() if needs_cuda else 0)
-    for dev in sorted(set(devices)):
-        resolve_device(dev)  # a missing GPU is one sentence before anything starts
+    if device == "cpu":  # the workers start now; worker 0 imports torch while they do
+        devices = device_plan(device, workers, 0)
+    else:
+        import torch
+
+        from .study.runner import resolve_device
+
+        needs_cuda = device in ("auto", "cuda")
+        devices = device_plan(device, workers, torch.cuda.device_count() if needs_cuda else 0)
+        for dev in sorted(set(devices)):
+            resolve_device(dev)  # a missing GPU is one sentence before anything starts
     threads = threads_per_worker(devices, os.cpu_count() or 1)
     if devices[0] == "cpu":
-        torch.set_num_threads(threads)
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(threads)
     argv = ["study", name, "--pdf" if pdf else "--no-pdf"]
     for flag, value in (("--trials", trials), ("--seeds", seeds), ("--storage", storage),
                         ("--out", out)):
