@@ -102,6 +102,16 @@ def _command_line() -> str:
 def _run_study(name: str, trials: int | None, seeds: int | None, storage: str | None,
                device: str, out: Path | None, sets: list[str] | None, pdf: bool,
                quiet: bool = False, workers: int = 1):
+    _gc.pause()  # until the first run has imported what training needs: see admtune._gc
+    try:
+        return _run_study_paused(name, trials, seeds, storage, device, out, sets, pdf, quiet, workers)
+    finally:
+        _gc.resume()
+
+
+def _run_study_paused(name: str, trials: int | None, seeds: int | None, storage: str | None,
+                      device: str, out: Path | None, sets: list[str] | None, pdf: bool,
+                      quiet: bool, workers: int):
     from .study import runner, spec
     from .study.storage import mask_url
 
@@ -315,7 +325,6 @@ def check(
 
 
 def main() -> None:
-    _gc.pause()  # until the first run has imported what training needs: see admtune._gc
     try:
         app()
     except AdmtuneError as exc:  # anything that escaped a command: still one sentence, exit 2

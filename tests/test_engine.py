@@ -316,7 +316,20 @@ def test_a_library_user_s_collector_is_left_as_it_was(tmp_path):
     try:
         _gc.pause()  # nothing to pause: the user's choice stands
         _gc.settle()
+        _gc.resume()
         assert not gc.isenabled()
     finally:
         gc.enable()
         gc.unfreeze()
+
+
+def test_a_study_that_fails_before_its_first_run_resumes_collection_unfrozen(tmp_path):
+    """The CLI pauses collection for a study; bad input ends it before any run."""
+    import gc
+
+    from admtune import cli
+
+    frozen = gc.get_freeze_count()
+    with pytest.raises(AdmtuneError):
+        cli._run_study("quick", None, None, None, "cpu", tmp_path / "o", ["seeds=1"], False)
+    assert gc.isenabled() and gc.get_freeze_count() == frozen
