@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from optuna.trial import TrialState
 
-from admtune.study.runner import HistoryPruner
+from admtune.study.pruning import HistoryPruner
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 
