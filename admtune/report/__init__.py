@@ -17,10 +17,21 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from admtune.report.analysis import analyse  # noqa: F401  (public)
 from admtune.study.results import RUNS_COLUMNS, StudyResults
 
 __all__ = ["analyse", "write_report", "verdict_table", "render_report", "atomic_write"]
+
+
+
+def __getattr__(name: str) -> Any:
+    # analyse needs scipy and statsmodels: imported when first asked for, so that printing a
+    # verdict table (the command line) does not pay for them.
+    if name == "analyse":
+        from admtune.report.analysis import analyse
+
+        return analyse
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 VERDICT_STYLES = {"beats": "bold green", "matches": "bold blue", "loses": "bold red",
                   "inconclusive": "bold"}
@@ -85,7 +96,7 @@ def verdict_table(summary: dict[str, Any]):
     """The verdicts of a summary as a rich Table (one row per baseline)."""
     from rich.table import Table
 
-    from admtune.report.analysis import adm_name, baseline_name, fmt, fmt_ci, fmt_p
+    from admtune.report.labels import adm_name, baseline_name, fmt, fmt_ci, fmt_p
 
     direction = "lower" if summary.get("direction") == "minimize" else "higher"
     table = Table(

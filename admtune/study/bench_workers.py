@@ -1,6 +1,6 @@
 """Benchmark: wall time of a study with two workers on one storage against one worker.
 
-    python -m admtune.study.bench_workers [--study quick] [--storage URL] [--repeats 3]
+    python -m admtune.study.bench_workers [--study quick] [--storage URL] [--repeats 3] [--one-command]
 
 Each repeat runs the study from scratch with one worker, then with two workers started together
 on a fresh storage (SQLite in a temporary folder unless --storage names a server, e.g. PostgreSQL),
@@ -31,8 +31,9 @@ from rich.table import Table
 
 
 def _workers(n: int, study: str, out: Path, storage: str | None, threads: int,
-             sets: list[str]) -> tuple[float, float | None]:
-    """Wall seconds of n workers started together, and the seconds the report took."""
+             sets: list[str], one_command: bool = False) -> tuple[float, float | None]:
+    """Wall seconds of n workers started together (n commands, or one with --workers n), and the
+    seconds the report took."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     cmd = [sys.executable, "-m", "admtune.cli", "study", study, "--device", "cpu", "--no-pdf",
            "--out", str(out)]
@@ -40,6 +41,8 @@ def _workers(n: int, study: str, out: Path, storage: str | None, threads: int,
         cmd += ["--storage", storage]
     for s in sets:
         cmd += ["--set", s]
+    if one_command and n > 1:
+        cmd, n = [*cmd, "--workers", str(n)], 1
     t0 = time.perf_counter()
     procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                               text=True) for _ in range(n)]
@@ -69,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1, help="torch threads per worker")
     ap.add_argument("--set", dest="sets", action="append", default=[])
+    ap.add_argument("--one-command", action="store_true",
+                    help="two workers as one `admtune study --workers 2` instead of two commands")
     args = ap.parse_args(argv)
     one, two, start, report = [], [], [], []
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
@@ -81,12 +86,14 @@ def main(argv: list[str] | None = None) -> int:
                 name = f"bench{uuid.uuid4().hex[:8]}"
                 if storage:  # a fresh study name per repeat on a shared server
                     sets.append(f"name={name}")
-                wall, report_s = _workers(n, args.study, out, storage, args.threads, sets)
+                wall, report_s = _workers(n, args.study, out, storage, args.threads, sets,
+                                          args.one_command)
                 bucket.append(wall)
                 if n == 1:
                     start.append(_timed([sys.executable, "-c", _START], env))
                     report.append(report_s or 0.0)
-    table = Table(title=f"{args.study}: two workers vs one ({args.repeats} repeats, "
+    how = "one command, --workers 2" if args.one_command else "two commands"
+    table = Table(title=f"{args.study}: two workers ({how}) vs one ({args.repeats} repeats, "
                         f"{args.threads} thread(s) per worker, {os.cpu_count()} cores)")
     for c in ("workers", "median wall s", "all (s)"):
         table.add_column(c)
