@@ -266,7 +266,7 @@ def test_workers_option_shares_one_study_between_processes(project):
     import pandas as pd
 
     cmd = [sys.executable, "-m", "admtune.cli", "study", "toy", "--device", "cpu", "--no-pdf",
-           "--workers", "2", "--set", "workload.sleep=0.01"]
+           "--workers", "2", "--set", "workload.sleep=0.03"]
     r = subprocess.run(cmd, cwd=project, env=_worker_env(), capture_output=True, text=True,
                        timeout=600)
     assert r.returncode == 0, r.stderr
