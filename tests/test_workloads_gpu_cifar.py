@@ -347,3 +347,36 @@ def test_adm_sgd_arm_trains_without_the_frozen_whitening(fake10):
     ctx.finish()
     trace = ctx.beta_trace()
     assert math.isfinite(res.test["loss"]) and trace is not None and len(trace["names"]) == 2
+
+
+# -- the issue's done-when, end to end through the command line --------------------------------------
+def test_cifar_study_completes_with_a_report_on_the_cpu(fake10, tmp_path):
+    """`admtune study cifar --set workload.data_dir=<generated> --set train.epochs=1 --trials 2
+    --seeds 2 --device cpu` (narrower net, smaller batch and held-out set for the tiny data)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    repo = Path(__file__).resolve().parents[1]
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "admtune.cli", "study", "cifar", "--device", "cpu",
+           "--trials", "2", "--seeds", "2", "--out", str(out),
+           "--set", f"workload.data_dir={fake10}", "--set", "train.epochs=1",
+           "--set", "train.batch_size=64", "--set", "workload.val_size=64",
+           "--set", "workload.width=0.0625"]
+    r = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, timeout=600,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr
+    for f in ("report.html", "report.pdf", "summary.json", "runs.csv"):
+        assert (out / f).stat().st_size > 0, f
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["metric"] == "accuracy" and summary["direction"] == "maximize"
+    assert {b: e["verdict"] in ("beats", "matches", "loses", "inconclusive")
+            for b, e in summary["baselines"].items()} == {"sgd": True, "adamw": True}
+    runs = pd.read_csv(out / "runs.csv")
+    assert len(runs) == 2 * 2 + 2 * 3 * 2 and set(runs.status) <= {"complete", "pruned"}
+    ev = runs[runs.arm != "trial"]
+    assert ev.value.between(0, 100).all()  # test accuracy in percent

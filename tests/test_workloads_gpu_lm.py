@@ -177,3 +177,34 @@ def test_adm_arms_train_with_the_param_groups(baseline, lr):
     res = get_workload("lm", TINY).run(ctx)
     ctx.finish()
     assert math.isfinite(res.test["loss"]) and ctx.beta_trace() is not None
+
+
+def test_lm_study_completes_with_a_report_on_the_cpu(tmp_path):
+    """The issue's done-when for `admtune study lm` with a tiny model and corpus: AdM without
+    warmup, tuned β1 with warmup and the extra `nowarmup` arm, side by side in the report."""
+    import json
+    import os
+    import subprocess
+
+    import pandas as pd
+
+    repo = Path(__file__).resolve().parents[1]
+    out = tmp_path / "out"
+    sets = [f"workload.{k}={v}" for k, v in TINY.items()] + [
+        "train.steps=6", "train.warmup_steps=2", "train.batch_size=8"]
+    cmd = [sys.executable, "-m", "admtune.cli", "study", "lm", "--device", "cpu", "--no-pdf",
+           "--trials", "2", "--seeds", "2", "--out", str(out)]
+    for s in sets:
+        cmd += ["--set", s]
+    r = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, timeout=600,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert list(summary["baselines"]) == ["adamw"] and summary["metric"] == "loss"
+    runs = pd.read_csv(out / "runs.csv")
+    assert runs.arm.value_counts().to_dict() == {"trial": 2, "adm": 2, "tuned": 2, "default": 2,
+                                                 "nowarmup": 2}
+    reason = summary["baselines"]["adamw"]["reason"]  # the verdict text says what was compared
+    assert "AdM trained without warmup" in reason and "with 2 warmup steps" in reason
+    assert "arm nowarmup" in reason
+    assert "AdM trained without warmup" in (out / "report.html").read_text()

@@ -290,6 +290,28 @@ def _reason(b: str, entry: dict[str, Any], summary: dict[str, Any], capped: bool
                      "or an observed effect too small to resolve).")
     if d["n"] == 1:
         text += " Only 1 complete pair: the tests need at least two."
+    return text + _warmup_sentence(entry, spec, dec)
+
+
+def _warmup_sentence(entry: dict[str, Any], spec: dict[str, Any], dec: int | None) -> str:
+    """When AdM trained with another warmup than the baselines (the LM study's warmup-free
+    question), say so, and how AdM fared against the tuned β trained without warmup too."""
+    train = spec.get("train") or {}
+    warm, adm_warm = int(train.get("warmup_steps") or 0), train.get("adm_warmup_steps")
+    if adm_warm is None or int(adm_warm) == warm:
+        return ""
+
+    def steps(n: int) -> str:
+        return "without warmup" if n == 0 else f"with {n} warmup steps"
+
+    text = (f" AdM trained {steps(int(adm_warm))} (train.adm_warmup_steps), the tuned β and β = 0.9 "
+            f"{steps(warm)} (train.warmup_steps).")
+    o = (entry.get("vs_other_arms") or {}).get("nowarmup")
+    if o and o["diff"]["n"]:
+        text += (f" Against the tuned β trained without warmup as well (arm nowarmup), AdM's "
+                 f"advantage is Δ = {fmt(o['diff']['mean'], decimals=dec)} "
+                 f"{fmt_ci(o['diff']['ci'], dec)} (two-sided {p_is(o['p_two_sided'])}, not "
+                 f"adjusted: descriptive).")
     return text
 
 
