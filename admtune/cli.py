@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import shlex
 import signal
 import sys
@@ -130,7 +131,15 @@ def _run_study_paused(name: str, trials: int | None, seeds: int | None, storage:
         else:
             err_console.print("[yellow]stopping after the current run; Ctrl-C again to abort it[/]")
 
+    def on_sigterm(signum: int, frame: Any) -> None:
+        # Terminated (kill, a job scheduler): take the other workers of this command along, then
+        # end as SIGTERM would have ended us.
+        group.terminate()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
     previous = signal.signal(signal.SIGINT, on_sigint)
+    previous_term = signal.signal(signal.SIGTERM, on_sigterm) if group is not None else None
     # Live bars only on a terminal, redrawn 4 times a second: Rich redraws from a thread that
     # competes with training for the GIL (10 redraws a second cost ~12 % of the quick study).
     progress = Progress(
@@ -144,6 +153,8 @@ def _run_study_paused(name: str, trials: int | None, seeds: int | None, storage:
                 s, storage=storage, out=out, device=device, events=_ProgressEvents(progress),
                 stop=stop, command=_command_line(), pdf=pdf,
             )
+        # The other workers may still be running: Ctrl-C and SIGTERM keep reaching them meanwhile.
+        failed = group.wait() if group is not None else []
     except BaseException as exc:
         if group is not None:
             group.stop()
@@ -153,13 +164,13 @@ def _run_study_paused(name: str, trials: int | None, seeds: int | None, storage:
         raise
     finally:
         signal.signal(signal.SIGINT, previous)
-    if group is not None:
-        failed = group.wait()
-        for index, dev, rc, last in failed:
-            err_console.print(f"[bold red]error:[/] worker {index} ({dev}) exited with {rc}: "
-                              f"{escape(last)}", highlight=False, soft_wrap=True)
-        if failed:
-            raise typer.Exit(code=1)
+        if previous_term is not None:
+            signal.signal(signal.SIGTERM, previous_term)
+    for index, dev, rc, last in failed:
+        err_console.print(f"[bold red]error:[/] worker {index} ({dev}) exited with {rc}: "
+                          f"{escape(last)}", highlight=False, soft_wrap=True)
+    if failed:
+        raise typer.Exit(code=1)
     if not outcome.complete:
         err_console.print(
             f"stopped before the study finished; run the same command to resume "
@@ -173,7 +184,6 @@ def _start_workers(name: str, trials: int | None, seeds: int | None, storage: st
                    device: str, out: Path | None, sets: list[str] | None, pdf: bool,
                    workers: int):
     """Start workers 1 … N − 1 of ``--workers N``; returns them and worker 0's device."""
-    import os
 
     from .study.local import WorkerGroup, device_plan, threads_per_worker
 

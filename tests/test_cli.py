@@ -316,3 +316,41 @@ def test_ctrl_c_stops_every_worker_of_the_command_and_it_resumes(project):
 def test_workers_out_of_range_is_one_sentence(project, n):
     one_sentence_error(invoke("study", "toy", "--workers", n, "--device", "cpu"), "--workers")
     assert not (project / "reports" / "toy" / "study.db").exists()
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+def test_sigterm_to_the_command_terminates_its_other_workers(project):
+    import time
+
+    cmd = [sys.executable, "-m", "admtune.cli", "study", "toy", "--device", "cpu", "--no-pdf",
+           "-j", "2", "--set", "workload.sleep=0.05"]
+    p = subprocess.Popen(cmd, cwd=project, env=_worker_env(), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    _wait_for_trials(project / "reports" / "toy" / "study.db", 2)
+    kids = _children(p.pid)
+    assert kids, "the command started no other worker"
+    p.send_signal(signal.SIGTERM)
+    p.communicate(timeout=60)
+    assert p.returncode == -signal.SIGTERM
+    def alive(pid: int) -> bool:  # a zombie waiting for its new parent to reap it is not
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+
+    deadline = time.time() + 30
+    while time.time() < deadline and any(alive(k) for k in kids):
+        time.sleep(0.1)
+    assert not any(alive(k) for k in kids)

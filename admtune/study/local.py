@@ -9,6 +9,7 @@ does between commands started by hand (see ``admtune.study.runner``). What this 
   (each gets cores ÷ N torch threads, at least one).
 - Ctrl-C: the extra workers run in their own process groups, and worker 0 passes each press on,
   so one press means "stop after the current run" for all of them, not a second press for some.
+  A SIGTERM to worker 0 (``kill``, a job scheduler) terminates the others too.
 - Output: the extra workers write to temporary files; the last lines of a worker that failed are
   shown, and a failure of worker 0 stops the others (nothing is lost: the same command resumes).
 """
@@ -80,6 +81,13 @@ class WorkerGroup:
         for w in self.workers:
             if w.proc.poll() is None:
                 w.proc.send_signal(signal.SIGINT)
+
+    def terminate(self) -> None:
+        """Worker 0 was told to terminate (SIGTERM): so are the others. Their runs in progress
+        are failed as stale by the next worker and re-run, as for any killed worker."""
+        for w in self.workers:
+            if w.proc.poll() is None:
+                w.proc.terminate()
 
     def stop(self) -> None:
         """Worker 0 failed: stop the others now (their current runs are recorded as interrupted
