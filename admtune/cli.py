@@ -192,7 +192,7 @@ def _start_workers(name: str, trials: int | None, seeds: int | None, storage: st
     else:
         import torch
 
-        from .study.runner import resolve_device
+        from .devices import resolve_device
 
         needs_cuda = device in ("auto", "cuda")
         devices = device_plan(device, workers, torch.cuda.device_count() if needs_cuda else 0)
@@ -299,7 +299,7 @@ def bench(
 ) -> None:
     """Time AdMSGD / AdMAdamW against torch's SGD / AdamW on a ResNet-18 parameter set."""
     from . import bench as bench_mod
-    from .study.runner import resolve_device
+    from .devices import resolve_device
 
     try:
         resolve_device(device)

@@ -35,7 +35,8 @@ import torch
 from optuna.trial import TrialState
 
 from .. import __version__, _gc
-from ..errors import AdmtuneError, DeviceError, SpecError, StorageError
+from ..devices import resolve_device
+from ..errors import AdmtuneError, SpecError, StorageError
 from ..workloads import Diverged, Pruned, TrainConfig, get_workload
 from ..workloads.base import Workload
 from . import storage as st
@@ -87,26 +88,6 @@ class Events:
     def run_started(self, label: str) -> None: ...
     def run_finished(self, label: str, status: str, value: float | None, wall_s: float) -> None: ...
     def waiting(self, reason: str) -> None: ...
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` → cuda if available else cpu; ``cuda``/``cuda:N`` must exist."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise DeviceError(f"--device {device!r} is not a device (use auto, cpu, cuda or cuda:N)") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise DeviceError(f"--device {device} was asked for, but no CUDA GPU is available here")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise DeviceError(
-                f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) are available"
-            )
-    elif dev.type not in ("cpu", "mps"):
-        raise DeviceError(f"--device {device!r} is not supported (use auto, cpu, cuda or cuda:N)")
-    return dev
 
 
 def describe_device(dev: torch.device) -> str:

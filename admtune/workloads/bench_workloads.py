@@ -29,7 +29,9 @@ from typing import Any
 
 import torch
 
-from ..errors import AdmtuneError, DeviceError, SpecError
+from ..devices import resolve_device
+from ..errors import AdmtuneError, SpecError
+from ..study.spec import parse_overrides, resolve
 from .base import TrainConfig
 
 if sys.version_info >= (3, 11):
@@ -39,16 +41,6 @@ else:  # pragma: no cover
 
 SPEC_FOR = {"cifar": "cifar", "cifar10": "cifar", "cifar100": "cifar100", "lm": "lm"}
 EVAL_ARMS = 3  # adm, tuned, default
-
-
-def find_spec(name: str) -> Path:
-    """``./studies/NAME.toml``, else the source tree's or the wheel's copy."""
-    here = Path(__file__).resolve().parents[1]
-    for d in (Path.cwd() / "studies", here.parent / "studies", here / "_studies"):
-        p = d / f"{name}.toml"
-        if p.is_file():
-            return p
-    raise SpecError(f"no study spec {name}.toml in ./studies or the package")
 
 
 def load_spec(path: Path) -> dict[str, Any]:
@@ -65,19 +57,11 @@ def load_spec(path: Path) -> dict[str, Any]:
     return raw
 
 
-def _value(text: str) -> Any:
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
-
-
 def apply_sets(spec: dict[str, Any], items: list[str]) -> None:
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep:
-            raise SpecError(f"--set {item!r}: expected KEY=VALUE, e.g. --set workload.width=0.5")
-        parts = key.strip().split(".")
+    """``--set KEY=VALUE`` on the raw spec, parsed as the study command parses them; no schema here
+    (the workload's factory checks its options)."""
+    for key, value in parse_overrides(items).items():
+        parts = key.split(".")
         if parts[0] == "workload" and len(parts) > 1:
             parts[0] = "workload_options"
         node = spec
@@ -85,19 +69,7 @@ def apply_sets(spec: dict[str, Any], items: list[str]) -> None:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise SpecError(f"--set {key}: {part} is not a table")
-        node[parts[-1]] = _value(text.strip())
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise DeviceError(f"--device {name!r} is not a device (use auto, cpu, cuda or cuda:N)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise DeviceError(f"--device {name} asked for CUDA, but this machine has no usable GPU")
-    return device
+        node[parts[-1]] = value
 
 
 def family_value(table: dict[str, Any], key: str, baseline: str, default: float) -> float:
@@ -187,7 +159,7 @@ def run_bench(args: argparse.Namespace, out=print) -> dict[str, Any]:
     from ..study.context import Arm, RunRecorder
     from . import get_workload
 
-    spec_path = Path(args.spec) if args.spec else find_spec(SPEC_FOR[args.workload])
+    spec_path = Path(args.spec) if args.spec else resolve(SPEC_FOR[args.workload])
     spec = load_spec(spec_path)
     default_spec = copy.deepcopy(spec)
     spec["workload"] = args.workload if args.workload != "cifar10" else "cifar"
@@ -209,7 +181,7 @@ def run_bench(args: argparse.Namespace, out=print) -> dict[str, Any]:
     if args.repeat < 1:
         raise SpecError("--repeat must be ≥ 1")
 
-    device = pick_device(args.device)
+    device = resolve_device(args.device)
     workload = get_workload(spec["workload"], opts)
     cfg = train_config(train, args.baseline, args.lr)
     arm = Arm(
