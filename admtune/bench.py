@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from admtune.optim import AdMAdamW, AdMSGD
+from admtune import families
 
 __all__ = ["RESNET18_SHAPES", "main", "resnet18_shapes", "run_bench", "state_bytes"]
 
@@ -65,22 +65,10 @@ def _sync(device: torch.device) -> None:
 
 
 def _candidates(device: torch.device) -> list[tuple[str, str, Callable[[list], Any]]]:
-    """(name, family, factory); a family's first entry is its baseline."""
-    cands: list[tuple[str, str, Callable[[list], Any]]] = [
-        ("torch SGD, foreach", "AdMSGD",
-         lambda ps: torch.optim.SGD(ps, lr=1e-3, momentum=0.9, dampening=0.9, foreach=True)),
-        ("AdMSGD", "AdMSGD", lambda ps: AdMSGD(ps, lr=1e-3)),
-        ("AdMSGD, for-loop", "AdMSGD", lambda ps: AdMSGD(ps, lr=1e-3, foreach=False)),
-        ("torch AdamW, foreach", "AdMAdamW",
-         lambda ps: torch.optim.AdamW(ps, lr=1e-3, foreach=True)),
-        ("AdMAdamW", "AdMAdamW", lambda ps: AdMAdamW(ps, lr=1e-3)),
-        ("AdMAdamW, for-loop", "AdMAdamW", lambda ps: AdMAdamW(ps, lr=1e-3, foreach=False)),
-    ]
-    if device.type != "cpu":
-        cands.append(
-            ("torch AdamW, fused", "AdMAdamW", lambda ps: torch.optim.AdamW(ps, lr=1e-3, fused=True))
-        )
-    return cands
+    """(name, family, factory) from the family registry; a family's first entry is its baseline."""
+    return [(c.label, f.bench_name or f.name, c.make)
+            for f in (families.get(n) for n in families.names()) for c in f.bench
+            if device.type in c.devices]
 
 
 def run_bench(

@@ -62,10 +62,10 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
+from admtune import families
 from admtune.errors import AdmtuneError, SpecError
 
 __all__ = [
-    "BASELINES",
     "VERDICTS",
     "KEYS",
     "BaselineExpectation",
@@ -79,7 +79,6 @@ __all__ = [
     "run_check",
 ]
 
-BASELINES = ("sgd", "adamw")
 VERDICTS = ("beats", "matches", "loses", "inconclusive")
 # Keys of a baseline table, in the order their outcomes are reported.
 KEYS = ("verdict", "adm_at_most", "adm_at_least", "diff_at_least", "max_diverged")
@@ -223,6 +222,7 @@ def load_expectations(path: str | os.PathLike[str]) -> Expectations:
 
     metric = None
     baselines: dict[str, BaselineExpectation] = {}
+    known = families.names()
     for key, value in data.items():
         if not isinstance(value, dict):
             if key == "metric":
@@ -230,16 +230,16 @@ def load_expectations(path: str | os.PathLike[str]) -> Expectations:
                     raise SpecError(f"{path}: metric must be a metric name, not {value!r}.")
                 metric = value
                 continue
-            if key in BASELINES:
+            if key in known:
                 raise SpecError(f"{path}: {key} must be a table ([{key}]), not a value.")
             raise SpecError(
                 f"{path}: unknown top-level key {key!r}{_suggest(key, TOP_LEVEL_KEYS)}; "
-                f"expected [baseline] tables ({', '.join(BASELINES)}) and optionally metric."
+                f"expected [baseline] tables ({', '.join(known)}) and optionally metric."
             )
-        if key not in BASELINES:
+        if key not in known:
             raise SpecError(
-                f"{path}: unknown baseline [{key}]{_suggest(key, BASELINES)}; "
-                f"baselines are {', '.join(BASELINES)}."
+                f"{path}: unknown baseline [{key}]{_suggest(key, known)}; "
+                f"baselines are {', '.join(known)}."
             )
         baselines[key] = _baseline(path, key, value)
     if not baselines:

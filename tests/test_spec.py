@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import pytest
 from hypothesis import given
@@ -45,9 +46,9 @@ def test_defaults_are_filled_and_workload_table_is_split():
     assert s.workload_options == {"dim": 4}
     assert s.alpha == 0.05 and s.trials == 20 and s.seeds == 5
     assert s.baselines == ["sgd", "adamw"]
-    assert s.tune == {"beta_low": 0.0, "beta_high": 0.999, "lr": False, "lr_range": None,
+    assert dataclasses.asdict(s.tune) == {"beta_low": 0.0, "beta_high": 0.999, "lr": False, "lr_range": None,
                       "sampler": "tpe", "pruner": "median"}
-    assert s.train["weight_decay"] == {"sgd": 0.0, "adamw": 0.0}
+    assert s.train.weight_decay == {"sgd": 0.0, "adamw": 0.0}
     assert s.to_toml_dict()["workload"] == {"name": "tests.toy_workload:toy", "dim": 4}
 
 
@@ -101,9 +102,9 @@ def test_bad_values_name_the_key(changes, named):
 def test_overrides_are_typed_like_the_file():
     s = spec.from_dict(raw(), ["train.steps=5", "tune.beta_high=0.99", "workload.dim=7",
                                "workload.label=hello world", "train.lr.sgd=0.3", "seeds=3"])
-    assert s.train["steps"] == 5 and s.tune["beta_high"] == 0.99 and s.seeds == 3
+    assert s.train.steps == 5 and s.tune.beta_high == 0.99 and s.seeds == 3
     assert s.workload_options == {"dim": 7, "label": "hello world"}
-    assert s.train["lr"] == {"sgd": 0.3, "adamw": 0.05}
+    assert s.train.lr == {"sgd": 0.3, "adamw": 0.05}
     with pytest.raises(SpecError, match=r"^train.steps must be an integer"):
         spec.from_dict(raw(), ["train.steps=abc"])
     with pytest.raises(SpecError, match=r"--set train.nope: unknown key 'nope'"):
@@ -126,13 +127,13 @@ def test_fingerprint_tracks_protocol_not_description():
     assert a.fingerprint("1") == b.fingerprint("1")
     assert a.fingerprint("1") != c.fingerprint("1")
     assert a.fingerprint("1") != a.fingerprint("2")
-    assert spec.diff(a.data, c.data) == ["train.steps: 20 → 21"]
+    assert spec.diff(a.to_data(), c.to_data()) == ["train.steps: 20 → 21"]
 
 
 @given(st.floats(min_value=0.0, max_value=0.998), st.floats(min_value=0.0001, max_value=0.0009))
 def test_valid_beta_ranges_round_trip(low, gap):
     s = spec.from_dict(raw(tune__beta_low=low, tune__beta_high=min(0.9999, low + gap)))
-    assert 0 <= s.tune["beta_low"] < s.tune["beta_high"] < 1
+    assert 0 <= s.tune.beta_low < s.tune.beta_high < 1
 
 
 def test_load_from_file_and_malformed_toml(tmp_path):

@@ -301,9 +301,9 @@ def test_spec_overrides_reach_the_workload(fake10):
     spec_mod = pytest.importorskip("admtune.study.spec")
     for name in ("cifar", "cifar100"):
         spec = spec_mod.load(name, [f"workload.data_dir={fake10}", "train.epochs=1"])
-        assert spec.data["metric"] == "accuracy" and spec.data["direction"] == "maximize"
-        assert spec.train["epochs"] == 1
-        wl = get_workload(spec.data["workload"], spec.workload_options)
+        assert spec.metric == "accuracy" and spec.direction == "maximize"
+        assert spec.train.epochs == 1
+        wl = get_workload(spec.workload, spec.workload_options)
         assert wl.options["data_dir"] == str(fake10) and wl.options["arch"] == "fast"
 
 

@@ -150,7 +150,7 @@ def test_lm_spec_asks_for_the_warmup_free_comparison():
     spec_mod = pytest.importorskip("admtune.study.spec")
     spec = spec_mod.load(str(path), ["train.steps=3", "workload.n_layer=1"])
     assert spec.warmup_for(adm=True) == 0 and spec.warmup_for(adm=False) == 200
-    assert get_workload(spec.data["workload"], spec.workload_options).options["n_layer"] == 1
+    assert get_workload(spec.workload, spec.workload_options).options["n_layer"] == 1
 
 
 def test_bench_lm_on_the_cpu(capsys):

@@ -10,7 +10,6 @@ import numpy as np
 
 from admtune.report import stats
 from admtune.report.labels import (  # noqa: F401  (re-exported: figures and render use them)
-    BASELINE_NAMES,
     adm_name,
     adm_qualifier,
     arm_label,
@@ -23,6 +22,7 @@ from admtune.report.labels import (  # noqa: F401  (re-exported: figures and ren
 )
 from admtune.report.verdict import decide
 from admtune.study.results import Run, StudyResults
+from admtune.study.spec import StudySpec
 
 TRIAL_ARMS = ("trial", "adm_trial")
 CORE_ARMS = ("adm", "tuned", "default")
@@ -119,7 +119,7 @@ class BaselineData:
 
 def collect(results: StudyResults) -> dict[str, BaselineData]:
     """The runs grouped per baseline and arm, baselines in the spec's order."""
-    order = list(results.spec.get("baselines") or [])
+    order = list(results.spec.baselines)
     for r in results.runs:
         if r.baseline not in order:
             order.append(r.baseline)
@@ -293,11 +293,10 @@ def _reason(b: str, entry: dict[str, Any], summary: dict[str, Any], capped: bool
     return text + _warmup_sentence(entry, spec, dec)
 
 
-def _warmup_sentence(entry: dict[str, Any], spec: dict[str, Any], dec: int | None) -> str:
+def _warmup_sentence(entry: dict[str, Any], spec: StudySpec, dec: int | None) -> str:
     """When AdM trained with another warmup than the baselines (the LM study's warmup-free
     question), say so, and how AdM fared against the tuned β trained without warmup too."""
-    train = spec.get("train") or {}
-    warm, adm_warm = int(train.get("warmup_steps") or 0), train.get("adm_warmup_steps")
+    warm, adm_warm = int(spec.train.warmup_steps or 0), spec.train.adm_warmup_steps
     if adm_warm is None or int(adm_warm) == warm:
         return ""
 
@@ -348,17 +347,17 @@ def analyse(results: StudyResults) -> dict[str, Any]:
 
 def _analyse(results: StudyResults, data: dict[str, BaselineData]) -> dict[str, Any]:
     spec = results.spec
-    direction = spec.get("direction", "minimize")
-    alpha = _number(spec.get("alpha"), 0.05)
-    margin = _number(spec.get("margin"), 0.0)
+    direction = spec.direction
+    alpha = _number(spec.alpha, 0.05)
+    margin = _number(spec.margin, 0.0)
     summary: dict[str, Any] = {
         "study": results.name,
-        "metric": spec.get("metric"),
+        "metric": spec.metric,
         "direction": direction,
         "margin": margin,
         "alpha": alpha,
         "fingerprint": results.fingerprint,
-        "description": spec.get("description", ""),
+        "description": spec.description,
         "beta_free": beta_free(spec),
         "holm_family": HOLM_FAMILY,
         "baselines": {},

@@ -183,7 +183,7 @@ def beta_sensitivity(
                f"against 1 − β (log scale; β on the top axis). Band: {adm_name(b)}'s "
                f"validation mean with 95 % CI over its evaluation seeds. One look tells how "
                f"much tuning AdM replaces.")
-    if (spec.get("tune") or {}).get("lr"):
+    if spec.tune.lr:
         caption += " Trials also tuned the learning rate, so points mix learning rates."
     if not trials:
         return Figure(None, caption, "No tuning trials recorded for this baseline.")

@@ -9,30 +9,30 @@ from typing import Any
 
 import numpy as np
 
-BASELINE_NAMES = {"sgd": "SGD", "adamw": "AdamW"}
+from admtune import families
 
 
 def baseline_name(baseline: str) -> str:
-    return BASELINE_NAMES.get(baseline, baseline)
+    return families.display(baseline)
 
 
 def adm_name(baseline: str) -> str:
     return f"AdM-{baseline_name(baseline)}"
 
 
-def beta_free(spec: dict[str, Any]) -> bool:
-    return bool((spec.get("tune") or {}).get("lr", False))
+def beta_free(spec: Any) -> bool:
+    return bool(spec is not None and spec.tune.lr)
 
 
-def adm_qualifier(spec: dict[str, Any]) -> str:
+def adm_qualifier(spec: Any) -> str:
     return "β-free" if beta_free(spec) else "untuned"
 
 
-def arm_label(baseline: str, arm: str, beta: float | None = None, spec: dict | None = None) -> str:
+def arm_label(baseline: str, arm: str, beta: float | None = None, spec: Any = None) -> str:
     """Human name of an evaluation arm, e.g. 'AdM-SGD (untuned)', 'SGD, tuned β = 0.873'."""
     b = baseline_name(baseline)
     if arm == "adm":
-        return f"{adm_name(baseline)} ({adm_qualifier(spec or {})})"
+        return f"{adm_name(baseline)} ({adm_qualifier(spec)})"
     if arm == "tuned":
         return f"{b}, tuned β = {beta:.3g}" if beta is not None else f"{b}, tuned β"
     if arm == "default":

@@ -214,19 +214,19 @@ def build_context(
                 tot = sum(r.wall_s for r in runs)
                 walls.append({"baseline": baseline_name(b), "arm": arm, "runs": len(runs),
                               "total": _hms(tot), "mean": fmt(tot / len(runs), 3)})
-    train = spec.get("train") or {}
+    train = spec.to_data()["train"]
     return {
         "s": summary,
         "study": results.name,
-        "description": spec.get("description", ""),
-        "workload": spec.get("workload", ""),
+        "description": spec.description,
+        "workload": spec.workload,
         "metric_label": metric_label(summary["metric"], "test"),
         "qualifier": adm_qualifier(spec),
         "direction_word": "lower" if summary["direction"] == "minimize" else "higher",
         "alpha": fmt(summary["alpha"]),
         "margin": fmt(summary["margin"]),
-        "seeds": spec.get("seeds"),
-        "trials": spec.get("trials"),
+        "seeds": spec.seeds,
+        "trials": spec.trials,
         "budget": (f"{train['steps']} steps" if train.get("steps") is not None else
                    f"{train['epochs']} epochs" if train.get("epochs") is not None else ""),
         "baselines": baselines,
@@ -240,7 +240,7 @@ def build_context(
         "device": results.device,
         "wall": _hms(results.wall_s),
         "walls": walls,
-        "spec_text": _spec_text(spec),
+        "spec_text": _spec_text(spec.to_data()),
         "n_runs": len(results.runs),
     }
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .. import families
 from ..workloads.base import Diverged, Pruned, TrainConfig, make_scheduler
 
 MAX_CURVE_POINTS = 200
@@ -42,26 +43,14 @@ class Arm:
 
 
 def build_optimizer(params: Iterable[Any], arm: Arm) -> torch.optim.Optimizer:
-    """torch's SGD (heavy ball, EMA form) / AdamW with the arm's β, or the AdM counterpart."""
-    if arm.baseline == "sgd":
-        if arm.is_adm:
-            from ..optim import AdMSGD
-
-            return AdMSGD(params, lr=arm.lr, weight_decay=arm.weight_decay)
-        # dampening = β makes torch's buffer the EMA d ← βd + (1 − β)g, the form AdM generalises.
-        return torch.optim.SGD(
-            params, lr=arm.lr, momentum=arm.beta, dampening=arm.beta,
-            weight_decay=arm.weight_decay,
-        )
-    if arm.baseline == "adamw":
-        if arm.is_adm:
-            from ..optim import AdMAdamW
-
-            return AdMAdamW(params, lr=arm.lr, weight_decay=arm.weight_decay)
-        return torch.optim.AdamW(
-            params, lr=arm.lr, betas=(arm.beta, 0.999), weight_decay=arm.weight_decay
-        )
-    raise ValueError(f"unknown baseline {arm.baseline!r} (expected sgd or adamw)")
+    """The arm's optimizer: its family's fixed-β baseline with the arm's β, or the AdM counterpart."""
+    try:
+        family = families.get(arm.baseline)
+    except KeyError as exc:
+        raise ValueError(str(exc).strip("'\"")) from None
+    if arm.is_adm:
+        return family.adm(params, arm.lr, arm.weight_decay)
+    return family.baseline(params, arm.beta, arm.lr, arm.weight_decay)
 
 
 def seed_everything(seed: int) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .spec import StudySpec
+
 # Columns of runs.csv, in this order first (the report and the CI gate rely on them).
 RUNS_COLUMNS = [
     "study", "baseline", "arm", "seed", "beta", "lr", "metric", "value", "status", "steps", "wall_s",
@@ -52,7 +54,7 @@ class Run:
 @dataclass
 class StudyResults:
     name: str
-    spec: dict[str, Any]             # the resolved spec (after overrides), as plain TOML-able data
+    spec: StudySpec                  # the resolved spec (after overrides), typed
     fingerprint: str
     version: str                     # admtune version
     versions: dict[str, str]         # python, torch, optuna, numpy, ... as recorded
@@ -61,13 +63,17 @@ class StudyResults:
     command: str                     # the command that reproduces the study
     runs: list[Run] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        if isinstance(self.spec, dict):  # as stored: canonical plain data
+            self.spec = StudySpec.from_data(self.spec)
+
     @property
     def metric(self) -> str:
-        return self.spec["metric"]
+        return self.spec.metric
 
     @property
     def direction(self) -> str:
-        return self.spec["direction"]
+        return self.spec.direction
 
     def runs_of(self, baseline: str, arm: str) -> list[Run]:
         return sorted(

@@ -145,7 +145,7 @@ class Engine:
             meta = self._meta_attrs(meta_name)
             if meta.get("fingerprint") != fp:
                 old = json.loads(meta.get("spec", "{}"))
-                changes = diff(old, self.spec.data)
+                changes = diff(old, self.spec.to_data())
                 if meta.get("version") != __version__:
                     changes.append(f"admtune version: {meta.get('version')} → {__version__}")
                 what = "; ".join(c.replace("workload_options.", "workload.") for c in changes[:4])
@@ -157,7 +157,7 @@ class Engine:
             meta = optuna.create_study(study_name=meta_name, storage=self.storage, load_if_exists=True)
             # The fingerprint goes last: a worker that finds it knows every other attribute is there.
             attrs = {
-                "spec": json.dumps(self.spec.data, sort_keys=True), "version": __version__,
+                "spec": json.dumps(self.spec.to_data(), sort_keys=True), "version": __version__,
                 "versions": versions(), "device": describe_device(self.device),
                 "command": self.command, "admtune": "study", "fingerprint": fp,
             }
@@ -167,7 +167,7 @@ class Engine:
         for baseline in self.spec.baselines:
             optuna.create_study(study_name=st.tune_name(self.name, baseline), storage=self.storage,
                                 direction=direction, load_if_exists=True)
-            if self.spec.tune["lr"]:
+            if self.spec.tune.lr:
                 optuna.create_study(study_name=st.tune_name(self.name, baseline, adm=True),
                                     storage=self.storage, direction=direction, load_if_exists=True)
         optuna.create_study(study_name=st.eval_name(self.name), storage=self.storage,
@@ -205,8 +205,8 @@ class Engine:
     def _train_config(self, baseline: str, lr: float, warmup: int) -> TrainConfig:
         t = self.spec.train
         return TrainConfig(
-            batch_size=t["batch_size"], lr=lr, weight_decay=t["weight_decay"][baseline],
-            epochs=t["epochs"], steps=t["steps"], schedule=t["schedule"], warmup_steps=warmup,
+            batch_size=t.batch_size, lr=lr, weight_decay=t.weight_decay[baseline],
+            epochs=t.epochs, steps=t.steps, schedule=t.schedule, warmup_steps=warmup,
         )
 
     def _arm(self, baseline: str, name: str, beta: float | None, lr: float | None = None) -> Arm:
@@ -215,8 +215,8 @@ class Engine:
         if name == "nowarmup":
             warmup = 0
         return Arm(baseline=baseline, name=name, beta=beta,
-                   lr=lr if lr is not None else self.spec.train["lr"][baseline],
-                   weight_decay=self.spec.train["weight_decay"][baseline], warmup_steps=warmup)
+                   lr=lr if lr is not None else self.spec.train.lr[baseline],
+                   weight_decay=self.spec.train.weight_decay[baseline], warmup_steps=warmup)
 
     # -- one run -----------------------------------------------------------------------------
     def execute(self, study: optuna.Study, trial: optuna.Trial, arm: Arm, seed: int,
@@ -240,7 +240,7 @@ class Engine:
             # MIN_REPORTS-th evaluation point of a run on.
             nonlocal reports
             reports += 1
-            if not prune or self.spec.tune["pruner"] == "none" or reports < MIN_REPORTS:
+            if not prune or self.spec.tune.pruner == "none" or reports < MIN_REPORTS:
                 return False
             trial.report(value, step)
             return trial.should_prune()
@@ -318,12 +318,12 @@ class Engine:
         # Re-seeded from the history's length so a resumed study suggests what an uninterrupted
         # one would have (single worker).
         seed = zlib.crc32(study_name.encode()) + n_existing
-        if self.spec.tune["sampler"] == "random":
+        if self.spec.tune.sampler == "random":
             return optuna.samplers.RandomSampler(seed=seed)
-        return optuna.samplers.TPESampler(seed=seed, multivariate=self.spec.tune["lr"])
+        return optuna.samplers.TPESampler(seed=seed, multivariate=self.spec.tune.lr)
 
     def _pruner(self) -> HistoryPruner:
-        if self.spec.tune["pruner"] == "none":
+        if self.spec.tune.pruner == "none":
             return HistoryPruner(optuna.pruners.NopPruner())
         return HistoryPruner(optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0))
 
@@ -379,12 +379,12 @@ class Engine:
                 beta = None
             else:
                 one_minus = trial.suggest_float(
-                    "one_minus_beta", 1 - u["beta_high"], 1 - u["beta_low"], log=True
+                    "one_minus_beta", 1 - u.beta_high, 1 - u.beta_low, log=True
                 )
                 beta = 1.0 - one_minus
             lr = None
-            if u["lr"]:
-                lo, hi = u["lr_range"][baseline]
+            if u.lr:
+                lo, hi = u.lr_range[baseline]
                 lr = trial.suggest_float("lr", lo, hi, log=True)
             arm = self._arm(baseline, "adm_trial" if adm else "trial", beta, lr)
             seed = TUNING_SEED_OFFSET + trial.number
@@ -417,10 +417,10 @@ class Engine:
         runs, complete = [], True
         seeds = range(self.spec.seeds)
         for baseline in self.spec.baselines:
-            lr0 = self.spec.train["lr"][baseline]
+            lr0 = self.spec.train.lr[baseline]
             adm_lr: float | None = lr0
             tuned: tuple[float | None, float] | None = None
-            if self.spec.tune["lr"]:
+            if self.spec.tune.lr:
                 finished = self.tuning_finished(baseline, adm=True)
                 adm_lr = self.best_tuning(baseline, adm=True)[1] if finished else None
             if self.tuning_finished(baseline, adm=False):
@@ -528,7 +528,7 @@ class Engine:
         self.prepare()
         for baseline in self.spec.baselines:
             self.tune(baseline)
-            if self.spec.tune["lr"]:
+            if self.spec.tune.lr:
                 self.tune(baseline, adm=True)
         if self.stop.after_run:
             return False

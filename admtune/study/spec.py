@@ -11,7 +11,7 @@ import json
 import math
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -21,9 +21,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from .. import families
 from ..errors import SpecError
 
-FAMILIES = ("sgd", "adamw")
 EXTRA_ARMS = ("nowarmup",)
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -68,45 +68,105 @@ TABLES = {"train": TRAIN, "tune": TUNE}
 
 
 @dataclass(frozen=True)
+class TrainSpec:
+    """The validated ``[train]`` table. ``lr`` and ``weight_decay`` hold one value per family."""
+
+    batch_size: int
+    lr: dict[str, float]
+    weight_decay: dict[str, float]
+    epochs: float | None = None
+    steps: int | None = None
+    schedule: str = "constant"
+    warmup_steps: int = 0
+    adm_warmup_steps: int | None = None  # AdM's own warmup; None: the same as warmup_steps
+
+
+@dataclass(frozen=True)
+class TuneSpec:
+    """The validated ``[tune]`` table."""
+
+    beta_low: float = 0.0
+    beta_high: float = 0.999
+    lr: bool = False
+    lr_range: dict[str, list[float]] | None = None
+    sampler: str = "tpe"
+    pruner: str = "median"
+
+
+@dataclass(frozen=True)
 class StudySpec:
-    """A validated study spec; ``data`` is the canonical plain-data form (what is fingerprinted)."""
+    """A validated study spec, typed. :meth:`to_data` is its canonical plain-data form: what is
+    fingerprinted and stored, and what :meth:`from_data` reads back (a report rebuilt from a
+    storage reads the same typed fields as the engine that trained)."""
 
-    data: dict[str, Any]
-    source: str = ""  # where it came from (path or packaged name)
-
-    def __getattr__(self, key: str) -> Any:  # spec.name, spec.train["lr"], ...
-        try:
-            return self.__dict__["data"][key]
-        except KeyError:
-            raise AttributeError(key) from None
-
-    @property
-    def train(self) -> dict[str, Any]:
-        return self.data["train"]
-
-    @property
-    def tune(self) -> dict[str, Any]:
-        return self.data["tune"]
-
-    @property
-    def workload_options(self) -> dict[str, Any]:
-        return self.data["workload_options"]
+    name: str
+    workload: str
+    metric: str
+    direction: str                     # "minimize" | "maximize"
+    margin: float                      # equivalence margin δ, in metric units
+    train: TrainSpec
+    description: str = ""
+    alpha: float = 0.05
+    baselines: list[str] = field(default_factory=lambda: ["sgd", "adamw"])  # admtune.families names
+    trials: int = 20
+    seeds: int = 5
+    extra_arms: list[str] = field(default_factory=list)
+    tune: TuneSpec = field(default_factory=TuneSpec)
+    workload_options: dict[str, Any] = field(default_factory=dict)
+    source: str = field(default="", compare=False)  # where it came from (path or packaged name)
 
     def warmup_for(self, adm: bool) -> int:
-        t = self.train
-        if adm and t.get("adm_warmup_steps") is not None:
-            return int(t["adm_warmup_steps"])
-        return int(t["warmup_steps"])
+        if adm and self.train.adm_warmup_steps is not None:
+            return int(self.train.adm_warmup_steps)
+        return int(self.train.warmup_steps)
+
+    @property
+    def beta_free(self) -> bool:
+        """With tune.lr = true AdM tunes its lr too: "β-free" rather than "untuned"."""
+        return bool(self.tune.lr)
+
+    def to_data(self) -> dict[str, Any]:
+        """The canonical plain-data spec (defaults filled in; lists, dicts, numbers, strings)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "source"}
+        data["baselines"] = list(self.baselines)
+        data["extra_arms"] = list(self.extra_arms)
+        data["train"] = asdict(self.train)
+        data["tune"] = asdict(self.tune)
+        return copy.deepcopy(data)
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any], source: str = "") -> StudySpec:
+        """A spec from its canonical data (as :meth:`to_data` wrote it, or as an older admtune
+        stored it), without validation: a stored study is read back as it was run, even when a
+        family it used is not registered in this process."""
+        data = copy.deepcopy(dict(data))
+        top = {f.name for f in fields(cls)} - {"source", "train", "tune"}
+        kwargs = {k: v for k, v in data.items() if k in top}
+        for key in ("baselines", "extra_arms"):
+            if key in kwargs:
+                kwargs[key] = list(kwargs[key])
+        train = dict(data.get("train") or {})
+        train.setdefault("batch_size", 0)
+        train.setdefault("lr", {})
+        train.setdefault("weight_decay", {b: 0.0 for b in kwargs.get("baselines", ())})
+        known_train = {f.name for f in fields(TrainSpec)}
+        known_tune = {f.name for f in fields(TuneSpec)}
+        return cls(
+            train=TrainSpec(**{k: v for k, v in train.items() if k in known_train}),
+            tune=TuneSpec(**{k: v for k, v in (data.get("tune") or {}).items() if k in known_tune}),
+            source=source, **kwargs,
+        )
 
     def fingerprint(self, version: str) -> str:
-        return fingerprint(self.data, version)
+        return fingerprint(self.to_data(), version)
 
     def to_toml_dict(self) -> dict[str, Any]:
         """The spec in its file layout ([workload] table, None values dropped)."""
-        out = {k: v for k, v in self.data.items() if k != "workload_options" and v is not None}
-        out["train"] = {k: v for k, v in self.train.items() if v is not None}
-        out["tune"] = {k: v for k, v in self.tune.items() if v is not None}
-        out["workload"] = {"name": self.data["workload"], **self.workload_options}
+        data = self.to_data()
+        out = {k: v for k, v in data.items() if k != "workload_options" and v is not None}
+        out["train"] = {k: v for k, v in data["train"].items() if v is not None}
+        out["tune"] = {k: v for k, v in data["tune"].items() if v is not None}
+        out["workload"] = {"name": self.workload, **data["workload_options"]}
         return out
 
 
@@ -177,7 +237,7 @@ def from_dict(raw: dict[str, Any], overrides: list[str] | dict[str, Any] | None 
     for key, value in top_overrides.items():
         if value is not None:
             data[key] = value
-    return StudySpec(validate(data), source=source)
+    return StudySpec.from_data(validate(data), source=source)
 
 
 def parse_overrides(items: list[str] | None) -> dict[str, Any]:
@@ -266,7 +326,7 @@ def _apply_override(data: dict[str, Any], key: str, value: Any) -> None:
         elif part == "workload_options":
             schema = None  # validated by the workload's factory
         elif schema is not None and schema.get(part, ("",))[0].startswith("family"):
-            schema = {f: None for f in FAMILIES}
+            schema = {f: None for f in families.names()}
         else:
             schema = None
 
@@ -329,9 +389,10 @@ def _check(key: str, kind: Any, v: Any, baselines: list[str]) -> Any:
             _fail(key, f"must be an integer ≥ 2 (paired tests need at least two seeds), got {v!r}")
         return int(v)
     if kind == "baselines":
-        if (not isinstance(v, list) or not v or any(b not in FAMILIES for b in v)
+        known = families.names()
+        if (not isinstance(v, list) or not v or any(b not in known for b in v)
                 or len(set(v)) != len(v)):
-            _fail(key, f"must be a non-empty list of distinct values from {list(FAMILIES)}, got {v!r}")
+            _fail(key, f"must be a non-empty list of distinct values from {list(known)}, got {v!r}")
         return list(v)
     if kind == "extra_arms":
         if not isinstance(v, list) or any(a not in EXTRA_ARMS for a in v) or len(set(v)) != len(v):
@@ -344,8 +405,8 @@ def _check(key: str, kind: Any, v: Any, baselines: list[str]) -> Any:
             v = {b: v for b in baselines}  # a single number applies to every family
         out = {}
         for fam, x in v.items():
-            if fam not in FAMILIES:
-                _fail(f"{key}.{fam}", f"is not an optimizer family (use {' or '.join(FAMILIES)})")
+            if fam not in families.names():
+                _fail(f"{key}.{fam}", f"is not an optimizer family (use {' or '.join(families.names())})")
             sub = f"{key}.{fam}"
             if kind == "family_pos_float":
                 if _num(sub, x) <= 0:
@@ -396,6 +457,8 @@ def validate(raw: dict[str, Any]) -> dict[str, Any]:
     data["train"] = _validate_table("train.", data["train"], TRAIN, baselines)
     data["tune"] = _validate_table("tune.", data["tune"], TUNE, baselines)
     t, u = data["train"], data["tune"]
+    for b in baselines:  # a family outside the default table (a plug-in) decays by 0 unless told
+        t["weight_decay"].setdefault(b, 0.0)
     if (t["epochs"] is None) == (t["steps"] is None):
         _fail("train.epochs", "or train.steps must be set (exactly one of them)")
     if not u["beta_low"] < u["beta_high"]:
