@@ -30,3 +30,20 @@ def test_report_rebuilt_from_the_storage_matches_the_committed_files(tmp_path, n
     assert result.exit_code == 0, result.output
     # runs.csv is not compared: the committed ones predate its device and worker columns.
     assert (out / "summary.json").read_bytes() == (src / "summary.json").read_bytes()
+
+
+def _without_machine_facts(summary: dict) -> dict:
+    """The summary less what depends on the machine and the moment: wall time, versions, device."""
+    return {k: v for k, v in summary.items() if k not in ("wall_s", "versions", "device")}
+
+
+def test_a_fresh_quick_study_reproduces_the_committed_summary(tmp_path):
+    """Training is deterministic on the CPU: the quick study run anew gives the committed numbers."""
+    import json
+
+    out = tmp_path / "quick"
+    result = CliRunner().invoke(app, ["study", "quick", "--device", "cpu", "--out", str(out), "--no-pdf"])
+    assert result.exit_code == 0, result.output
+    fresh = json.loads((out / "summary.json").read_text())
+    committed = json.loads((EXAMPLES / "quick" / "summary.json").read_text())
+    assert _without_machine_facts(fresh) == _without_machine_facts(committed)
