@@ -1,9 +1,10 @@
-"""The ``admtune`` command line: a thin Typer layer over ``admtune.study``, ``.report`` and ``.check``."""
+"""The ``admtune`` command line: a thin Typer layer over ``admtune.api`` (plus ``admtune.check``,
+the gate, and the report's verdict table for the terminal). Imports stay inside the commands so
+that ``admtune --help`` and ``admtune list`` start fast."""
 
 from __future__ import annotations
 
 import gc
-import os
 import shlex
 import signal
 import sys
@@ -17,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from . import __version__, _gc
-from .errors import AdmtuneError, StorageError
+from .errors import AdmtuneError
 
 app = typer.Typer(
     name="admtune",
@@ -92,12 +93,11 @@ def _fail(exc: AdmtuneError) -> None:
 
 
 def _command_line() -> str:
-    """The command that reproduces this run, as recorded in the storage and the report; storage
-    URLs appear with their password masked."""
-    from .study.storage import mask_url
+    """The command that reproduces this run, as recorded in the storage and the report, with
+    credentials masked."""
+    from .util import mask
 
-    args = [mask_url(a) if "://" in a else a for a in sys.argv[1:]]
-    return "admtune " + " ".join(shlex.quote(a) for a in args)
+    return "admtune " + " ".join(shlex.quote(mask(a)) for a in sys.argv[1:])
 
 
 def _run_study(name: str, trials: int | None, seeds: int | None, storage: str | None,
@@ -113,33 +113,20 @@ def _run_study(name: str, trials: int | None, seeds: int | None, storage: str | 
 def _run_study_paused(name: str, trials: int | None, seeds: int | None, storage: str | None,
                       device: str, out: Path | None, sets: list[str] | None, pdf: bool,
                       quiet: bool, workers: int):
-    from .study import runner, spec
-    from .study.storage import mask_url
+    from . import api
+    from .util import mask
 
-    s = spec.load(name, sets or [], trials=trials, seeds=seeds)
-    group = None
-    if workers != 1:
-        group, device = _start_workers(name, trials, seeds, storage, device, out, sets, pdf, workers)
-    stop = runner.StopFlag()
+    s = api.load_spec(name, sets or [], trials=trials, seeds=seeds)
+    stop = api.StopFlag()
 
     def on_sigint(signum: int, frame: Any) -> None:
         stop.request()
-        if group is not None:
-            group.interrupt()
         if stop.now:
             err_console.print("[yellow]aborting the current run (it is recorded as interrupted)[/]")
         else:
             err_console.print("[yellow]stopping after the current run; Ctrl-C again to abort it[/]")
 
-    def on_sigterm(signum: int, frame: Any) -> None:
-        # Terminated (kill, a job scheduler): take the other workers of this command along, then
-        # end as SIGTERM would have ended us.
-        group.terminate()
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTERM)
-
     previous = signal.signal(signal.SIGINT, on_sigint)
-    previous_term = signal.signal(signal.SIGTERM, on_sigterm) if group is not None else None
     # Live bars only on a terminal, redrawn 4 times a second: Rich redraws from a thread that
     # competes with training for the GIL (10 redraws a second cost ~12 % of the quick study).
     progress = Progress(
@@ -149,68 +136,27 @@ def _run_study_paused(name: str, trials: int | None, seeds: int | None, storage:
     )
     try:
         with progress:
-            outcome = runner.run(
-                s, storage=storage, out=out, device=device, events=_ProgressEvents(progress),
-                stop=stop, command=_command_line(), pdf=pdf,
+            outcome = api.run_study(
+                s, workers=workers, storage=storage, out=out, device=device,
+                events=_ProgressEvents(progress), stop=stop, command=_command_line(), pdf=pdf,
             )
-        # The other workers may still be running: Ctrl-C and SIGTERM keep reaching them meanwhile.
-        failed = group.wait() if group is not None else []
-    except BaseException as exc:
-        if group is not None:
-            group.stop()
-        if isinstance(exc, runner.Interrupted):
-            err_console.print("[yellow]interrupted;[/] run the same command to resume")
-            raise typer.Exit(code=130) from None
-        raise
+    except api.Interrupted:
+        err_console.print("[yellow]interrupted;[/] run the same command to resume")
+        raise typer.Exit(code=130) from None
     finally:
         signal.signal(signal.SIGINT, previous)
-        if previous_term is not None:
-            signal.signal(signal.SIGTERM, previous_term)
-    for index, dev, rc, last in failed:
+    for index, dev, rc, last in outcome.failed_workers:
         err_console.print(f"[bold red]error:[/] worker {index} ({dev}) exited with {rc}: "
                           f"{escape(last)}", highlight=False, soft_wrap=True)
-    if failed:
+    if outcome.failed_workers:
         raise typer.Exit(code=1)
     if not outcome.complete:
         err_console.print(
             f"stopped before the study finished; run the same command to resume "
-            f"(storage {mask_url(outcome.storage_url)})"
+            f"(storage {mask(outcome.storage_url)})"
         )
         raise typer.Exit(code=130)
     return outcome
-
-
-def _start_workers(name: str, trials: int | None, seeds: int | None, storage: str | None,
-                   device: str, out: Path | None, sets: list[str] | None, pdf: bool,
-                   workers: int):
-    """Start workers 1 … N − 1 of ``--workers N``; returns them and worker 0's device."""
-
-    from .study.local import WorkerGroup, device_plan, threads_per_worker
-
-    if device == "cpu":  # the workers start now; worker 0 imports torch while they do
-        devices = device_plan(device, workers, 0)
-    else:
-        import torch
-
-        from .devices import resolve_device
-
-        needs_cuda = device in ("auto", "cuda")
-        devices = device_plan(device, workers, torch.cuda.device_count() if needs_cuda else 0)
-        for dev in sorted(set(devices)):
-            resolve_device(dev)  # a missing GPU is one sentence before anything starts
-    threads = threads_per_worker(devices, os.cpu_count() or 1)
-    if devices[0] == "cpu":
-        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
-        if "torch" in sys.modules:
-            sys.modules["torch"].set_num_threads(threads)
-    argv = ["study", name, "--pdf" if pdf else "--no-pdf"]
-    for flag, value in (("--trials", trials), ("--seeds", seeds), ("--storage", storage),
-                        ("--out", out)):
-        if value is not None:
-            argv += [flag, str(value)]
-    for item in sets or []:
-        argv += ["--set", item]
-    return WorkerGroup.start(argv, devices[1:], threads), devices[0]
 
 
 def _print_summary(out_dir: Path) -> None:
@@ -256,18 +202,10 @@ def report(
     out: OutOpt = None, storage: StorageOpt = None, pdf: PdfOpt = True,
 ) -> None:
     """Rebuild a study's report from its storage alone (no training)."""
-    from .study import runner
-    from .study.storage import default_url, load_results, open_storage
+    from . import api
 
     try:
-        study_name = Path(name).stem if name.endswith(".toml") else name
-        out_dir = out or Path("reports") / study_name
-        url = storage or default_url(out_dir)
-        if storage is None and not (out_dir / "study.db").is_file():
-            raise StorageError(f"no stored study at {out_dir / 'study.db'}; run `admtune study {name}` first")
-        results = load_results(open_storage(url, heartbeat_interval=None), study_name)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        runner.write_outputs(results, out_dir, pdf=pdf)
+        out_dir = api.rebuild_report(name, out=out, storage=storage, pdf=pdf)
     except AdmtuneError as exc:
         _fail(exc)
     _print_summary(out_dir)
@@ -276,16 +214,16 @@ def report(
 @app.command("list")
 def list_() -> None:
     """Show the studies: ./studies/*.toml first, then the ones shipped with admtune."""
-    from .study import spec
+    from . import api
 
     table = Table(title="admtune studies", title_justify="left")
     table.add_column("study", style="bold")
     table.add_column("workload")
     table.add_column("metric")
     table.add_column("description")
-    for stem, path in sorted(spec.spec_paths().items()):
+    for stem, path in sorted(api.list_studies().items()):
         try:
-            s = spec.load(str(path))
+            s = api.load_spec(str(path))
             table.add_row(stem, escape(s.workload), f"{s.metric} ({s.direction})", escape(s.description))
         except AdmtuneError as exc:
             table.add_row(stem, "[red]invalid[/]", "", escape(str(exc)))
@@ -298,11 +236,11 @@ def bench(
     repeats: Annotated[int, typer.Option("--repeats", help="Timed steps per optimizer.")] = 30,
 ) -> None:
     """Time AdMSGD / AdMAdamW against torch's SGD / AdamW on a ResNet-18 parameter set."""
+    from . import api
     from . import bench as bench_mod
-    from .devices import resolve_device
 
     try:
-        resolve_device(device)
+        api.check_device(device)
     except AdmtuneError as exc:
         _fail(exc)
     raise typer.Exit(code=bench_mod.main(["--device", device, "--repeats", str(repeats)]) or 0)

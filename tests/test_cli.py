@@ -175,10 +175,10 @@ def test_a_full_disk_is_refused_before_training(project, monkeypatch):
     import shutil
     from collections import namedtuple
 
-    from admtune.study import runner
+    from admtune import api
 
     usage = namedtuple("usage", "total used free")
-    monkeypatch.setattr(runner.shutil, "disk_usage", lambda p: usage(10**9, 10**9 - 2**20, 2**20))
+    monkeypatch.setattr(api.shutil, "disk_usage", lambda p: usage(10**9, 10**9 - 2**20, 2**20))
     text = one_sentence_error(invoke("study", "toy", "--device", "cpu"), "1 MiB free")
     assert shutil.disk_usage is not None and "Traceback" not in text
     assert not (project / "reports" / "toy" / "study.db").exists()
@@ -354,3 +354,15 @@ def test_sigterm_to_the_command_terminates_its_other_workers(project):
     while time.time() < deadline and any(alive(k) for k in kids):
         time.sleep(0.1)
     assert not any(alive(k) for k in kids)
+
+
+def test_report_of_a_spec_file_uses_the_spec_name_not_the_file_name(project):
+    """A spec whose file name differs from its `name` is stored under its name; `admtune report
+    FILE.toml` finds it there."""
+    (project / "renamed.toml").write_text((project / "studies" / "toy.toml").read_text())
+    out = project / "o"
+    assert invoke("study", "renamed.toml", "--out", str(out), "--no-pdf", "--device", "cpu").exit_code == 0
+    (out / "summary.json").unlink()
+    result = invoke("report", "renamed.toml", "--out", str(out), "--no-pdf")
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "summary.json").read_text())["study"] == "toy"

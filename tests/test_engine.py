@@ -21,8 +21,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st_h
 from optuna.trial import TrialState
 
+from admtune import api
 from admtune.errors import AdmtuneError
-from admtune.study import runner, spec
+from admtune.study import records, spec
 from admtune.study import storage as st
 from admtune.study.results import RUNS_COLUMNS
 
@@ -42,7 +43,7 @@ def toy_spec(name: str = "toy", sets: list[str] | None = None, **top) -> spec.St
 
 def run(s, out, **kw):
     kw.setdefault("report", False)
-    return runner.run(s, out=out, device="cpu", **kw)
+    return api.run_study(s, out=out, device="cpu", **kw)
 
 
 def eval_keys(frame: pd.DataFrame) -> list[str]:
@@ -94,8 +95,8 @@ def test_same_seeds_same_results(tmp_path):
     pd.testing.assert_frame_equal(a[cols], b[cols])
 
 
-class StopAfter(runner.Events):
-    def __init__(self, stop: runner.StopFlag, n: int, now: bool = False):
+class StopAfter(api.Events):
+    def __init__(self, stop: api.StopFlag, n: int, now: bool = False):
         self.stop, self.n, self.now, self.started = stop, n, now, 0
 
     def run_started(self, label: str) -> None:
@@ -108,7 +109,7 @@ class StopAfter(runner.Events):
 @pytest.mark.parametrize("n", [3, 7])
 def test_stop_and_resume_gives_the_uninterrupted_result(tmp_path, n):
     reference = run(toy_spec(), tmp_path / "ref").results.frame()
-    stop = runner.StopFlag()
+    stop = api.StopFlag()
     first = run(toy_spec(), tmp_path / "o", stop=stop, events=StopAfter(stop, n))
     assert not first.complete
     assert len(first.results.runs) == n  # the run in flight was finished, nothing more
@@ -119,8 +120,8 @@ def test_stop_and_resume_gives_the_uninterrupted_result(tmp_path, n):
 
 
 def test_abort_records_interrupted_and_resume_reruns_it(tmp_path):
-    stop = runner.StopFlag()
-    with pytest.raises(runner.Interrupted):
+    stop = api.StopFlag()
+    with pytest.raises(api.Interrupted):
         run(toy_spec(), tmp_path / "o", stop=stop, events=StopAfter(stop, 10, now=True))
     storage = st.open_storage(st.default_url(tmp_path / "o"), heartbeat_interval=None)
     failed = [t for name in ("toy/tune/sgd", "toy/tune/adamw", "toy/eval")
@@ -168,7 +169,7 @@ def test_crashing_runs_are_retried_then_recorded_failed(tmp_path):
     storage = st.open_storage(st.default_url(tmp_path / "o"), heartbeat_interval=None)
     attempts = [t for t in optuna.load_study(study_name="toy/eval", storage=storage).trials
                 if t.user_attrs.get("key") == "sgd/adm/1"]
-    assert len(attempts) == runner.MAX_ATTEMPTS
+    assert len(attempts) == records.MAX_ATTEMPTS
 
 
 def test_resume_with_a_different_spec_is_refused_naming_the_change(tmp_path):
@@ -181,10 +182,11 @@ def test_resume_with_a_different_spec_is_refused_naming_the_change(tmp_path):
 WORKER = textwrap.dedent("""
     import sys
     sys.path.insert(0, {repo!r})
-    from admtune.study import runner, spec
+    from admtune import api
+    from admtune.study import spec
     from tests.test_engine import toy_spec
     s = toy_spec({name!r}, {sets!r}, trials={trials}, seeds={seeds})
-    engine, _ = runner.prepare_engine(s, storage={url!r}, out={out!r}, device="cpu",
+    engine, _ = api.prepare_engine(s, storage={url!r}, out={out!r}, device="cpu",
                                       heartbeat_interval={hb}, grace_period={grace})
     complete = engine.run()
     print("WRITES_REPORT", complete and engine.writes_report)
@@ -200,12 +202,12 @@ def start_worker(name, url, out, sets=(), trials=4, seeds=2, hb=2, grace=60):
 
 
 def check_exact(url: str, name: str, trials: int, seeds: int) -> pd.DataFrame:
-    results = st.load_results(url, name)
+    results = records.load_results(url, name)
     f = results.frame()
     storage = st.open_storage(url, heartbeat_interval=None)
     for b in ("sgd", "adamw"):
         trs = optuna.load_study(study_name=f"{name}/tune/{b}", storage=storage).trials
-        assert len(st.counted_tuning_trials(trs)) == trials
+        assert len(records.counted_tuning_trials(trs)) == trials
         assert all(t.state != TrialState.RUNNING for t in trs)
     keys = eval_keys(f)
     assert len(keys) == len(set(keys)) == 2 * 3 * seeds
@@ -246,7 +248,7 @@ def test_sigkilled_worker_is_detected_and_its_run_redone(tmp_path):
     w.send_signal(signal.SIGKILL)
     w.wait()
     time.sleep(3.5)  # past the grace period: the run is stale
-    out = runner.run(toy_spec(name, ["workload.sleep=0.05"]), storage=url, out=tmp_path,
+    out = api.run_study(toy_spec(name, ["workload.sleep=0.05"]), storage=url, out=tmp_path,
                      device="cpu", report=False, heartbeat_interval=1, grace_period=3)
     assert out.complete
     check_exact(url, name, trials=4, seeds=2)
@@ -277,7 +279,7 @@ def test_exactly_one_worker_ended_the_last_run(runs):
             if ended else None, params={}, distributions={}, user_attrs=attrs, system_attrs={},
             intermediate_values={}, trial_id=number))
         owner.setdefault(worker, set()).add(number)
-    last = runner.last_ended_run(trials)
+    last = records.last_ended_run(trials)
     writers = [w for w, mine in owner.items() if last in mine]
     counted = [t for t in trials if t.state != TrialState.RUNNING and "skipped" not in t.user_attrs]
     assert len(writers) == (1 if counted else 0)

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from admtune._workers import MAX_WORKERS, device_plan, threads_per_worker
 from admtune.errors import DeviceError, SpecError
-from admtune.study.local import MAX_WORKERS, device_plan, threads_per_worker
 
 
 @given(st.integers(1, MAX_WORKERS), st.integers(1, 16))

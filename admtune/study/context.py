@@ -18,12 +18,9 @@ import torch
 
 from .. import families
 from ..workloads.base import Diverged, Pruned, TrainConfig, make_scheduler
+from .events import Interrupted
 
 MAX_CURVE_POINTS = 200
-
-
-class Interrupted(Exception):
-    """The user asked to abort the current run (second Ctrl-C)."""
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""The Optuna storage of a study: opening it safely, its layout, and reading results back.
+"""The Optuna storage of a study: checking its URL, opening it safely (SQLite for several local
+workers), and the layout of an admtune study in it. Reading runs back is ``records``' job.
 
 Layout of one admtune study NAME inside an Optuna storage (Optuna's own CLI lists them):
 
@@ -10,8 +11,6 @@ Layout of one admtune study NAME inside an Optuna storage (Optuna's own CLI list
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import random
 import time
@@ -20,10 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
 
 from ..errors import StorageError
-from .results import Run, StudyResults
+from ..util import mask
 
 HEARTBEAT_INTERVAL = 10   # seconds between heartbeats of a running trial
 GRACE_PERIOD = 30         # a running trial silent for this long belongs to a dead worker
@@ -45,22 +43,9 @@ def default_url(out_dir: Path) -> str:
     return f"sqlite:///{Path(out_dir).resolve() / 'study.db'}"
 
 
-def mask_url(url: str) -> str:
-    """The URL with any password replaced by ***, for output, logs and reports."""
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL SQLAlchemy understands: hide anything between :// and @
-        if "://" in url and "@" in url:
-            scheme, rest = url.split("://", 1)
-            return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
-        return url
-
-
 def check_url(url: str) -> None:
     """Fail early, in one sentence, on a URL that cannot work (scheme, driver, sqlite folder)."""
-    masked = mask_url(url)
+    masked = mask(url)
     try:
         from sqlalchemy.engine import make_url
 
@@ -114,7 +99,7 @@ def open_storage(url: str, *, heartbeat_interval: int | None = HEARTBEAT_INTERVA
             if attempt < 4 and any(m in reason for m in _SCHEMA_RACE):
                 time.sleep(random.uniform(0.05, 0.2) * (attempt + 1))
                 continue
-            raise StorageError(f"cannot open storage {mask_url(url)!r}: {reason}") from None
+            raise StorageError(f"cannot open storage {mask(url)!r}: {reason}") from None
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -174,91 +159,3 @@ def study_exists(storage: optuna.storages.BaseStorage, name: str) -> bool:
         return True
     except KeyError:
         return False
-
-
-# --- reading results back ---------------------------------------------------------------------
-def _clean(x: Any) -> Any:
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
-
-
-def run_from_trial(t: FrozenTrial, study_name: str, position: int) -> Run:
-    # Queried attributes are stored one per key; the rest of the run's record in one "record".
-    a = {**t.user_attrs.get("record", {}), **t.user_attrs}
-    if t.state == TrialState.PRUNED:
-        status = "pruned"
-    elif t.state == TrialState.FAIL:
-        status = "failed"
-    elif t.state == TrialState.COMPLETE:
-        status = a.get("status", "complete")
-    else:
-        status = t.state.name.lower()
-    value = a.get("value")
-    if status == "pruned" and value is None and t.intermediate_values:
-        value = t.intermediate_values[max(t.intermediate_values)]
-    return Run(
-        study=study_name, baseline=a.get("baseline", ""), arm=a.get("arm", ""),
-        seed=int(a.get("seed", -1)), beta=a.get("beta"), lr=a.get("lr", float("nan")),
-        metric=a.get("metric", ""), value=_clean(value) if status not in ("diverged", "failed") else None,
-        status=status, steps=int(a.get("steps", 0)), wall_s=float(a.get("wall_s", 0.0)),
-        val_value=_clean(a.get("val_value")), trial_number=position,
-        curve=a.get("curve") or {}, val_curve=a.get("val_curve") or {},
-        beta_trace=a.get("beta_trace"), reason=a.get("reason"), device=a.get("device"),
-        worker=a.get("worker"),
-    )
-
-
-def counted_tuning_trials(trials: list[FrozenTrial]) -> list[FrozenTrial]:
-    """The trials that count towards the tuning budget, in tuning order (complete, pruned,
-    diverged and still-running ones; crashed and interrupted ones were retried and do not count)."""
-    live = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
-    return sorted((t for t in trials if t.state in live), key=lambda t: t.number)
-
-
-def final_eval_attempts(trials: list[FrozenTrial]) -> dict[str, FrozenTrial]:
-    """Per evaluation key, the attempt that counts: the complete one, else the latest failed one."""
-    best: dict[str, FrozenTrial] = {}
-    for t in sorted(trials, key=lambda t: t.number):
-        key = t.user_attrs.get("key")
-        if key is None or t.user_attrs.get("skipped"):
-            continue
-        cur = best.get(key)
-        if cur is None or cur.state != TrialState.COMPLETE:
-            if t.state in (TrialState.COMPLETE, TrialState.FAIL):
-                best[key] = t
-    return best
-
-
-def load_results(storage: optuna.storages.BaseStorage | str, name: str) -> StudyResults:
-    """Rebuild a study's results from its storage alone."""
-    if isinstance(storage, str):
-        storage = open_storage(storage, heartbeat_interval=None)
-    if not study_exists(storage, meta_name(name)):
-        raise StorageError(f"the storage holds no admtune study named {name!r}")
-    meta = optuna.load_study(study_name=meta_name(name), storage=storage).user_attrs
-    spec = json.loads(meta["spec"])
-    runs: list[Run] = []
-    for baseline in spec["baselines"]:
-        for adm in (False, True):
-            sname = tune_name(name, baseline, adm)
-            if not study_exists(storage, sname):
-                continue
-            trials = optuna.load_study(study_name=sname, storage=storage).get_trials(deepcopy=False)
-            for pos, t in enumerate(counted_tuning_trials(trials)):
-                if t.state != TrialState.RUNNING:
-                    runs.append(run_from_trial(t, name, pos))
-    if study_exists(storage, eval_name(name)):
-        trials = optuna.load_study(study_name=eval_name(name), storage=storage).get_trials(deepcopy=False)
-        arm_order = {"adm": 0, "tuned": 1, "default": 2}
-        evals = [run_from_trial(t, name, t.number) for t in final_eval_attempts(trials).values()]
-        # A stable order (workers run evaluation keys in any order): baseline, arm, seed.
-        order = {b: i for i, b in enumerate(spec["baselines"])}
-        runs.extend(sorted(evals, key=lambda r: (order.get(r.baseline, 99),
-                                                 arm_order.get(r.arm, 3), r.arm, r.seed)))
-    return StudyResults(
-        name=name, spec=spec, fingerprint=meta.get("fingerprint", ""),
-        version=meta.get("version", ""), versions=meta.get("versions", {}),
-        device=meta.get("device", ""), wall_s=float(sum(r.wall_s for r in runs)),
-        command=meta.get("command", ""), runs=runs,
-    )

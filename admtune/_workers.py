@@ -1,8 +1,10 @@
-"""Several workers on this machine from one command (``admtune study NAME --workers N``).
+"""Several workers on this machine for one study (``admtune.api.run_study(spec, workers=N)``,
+``admtune study NAME --workers N``).
 
-The command's own process is worker 0; it starts N − 1 more ``admtune study`` processes with the
-same spec, storage and out folder, and the storage divides the work between them exactly as it
-does between commands started by hand (see ``admtune.study.runner``). What this module adds:
+The calling process is worker 0; it starts N − 1 more processes (``python -m admtune._workers``)
+handed the resolved spec itself, the storage and the out folder, and the storage divides the work
+between them exactly as it does between commands started by hand (see ``admtune.study.engine``).
+What this module adds:
 
 - Devices: ``--device cuda`` spreads the workers over the visible GPUs (worker i on cuda:i mod k);
   an explicit ``cuda:N``, ``cpu`` or ``mps`` is used by every worker. CPU workers share the cores
@@ -16,15 +18,16 @@ does between commands started by hand (see ``admtune.study.runner``). What this 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, Any
 
-from ..errors import DeviceError, SpecError
+from .errors import AdmtuneError, DeviceError, SpecError
 
 MAX_WORKERS = 64
 
@@ -63,14 +66,14 @@ class WorkerGroup:
     workers: list[_Worker] = field(default_factory=list)
 
     @classmethod
-    def start(cls, argv: list[str], devices: list[str], threads: int) -> WorkerGroup:
-        """Start one ``admtune study`` per device; ``argv`` is the command after ``admtune``
-        without ``--device`` and ``--workers``."""
+    def start(cls, job: dict[str, Any], devices: list[str], threads: int) -> WorkerGroup:
+        """Start one worker per device; ``job`` is what :func:`main` takes (the spec as data, the
+        storage, the out folder, ...), less the device."""
         group = cls()
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
         for i, dev in enumerate(devices, start=1):
             log = tempfile.TemporaryFile()
-            cmd = [sys.executable, "-m", "admtune.cli", *argv, "--device", dev]
+            cmd = [sys.executable, "-m", "admtune._workers", json.dumps({**job, "device": dev})]
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
                                     start_new_session=True)
             group.workers.append(_Worker(i, dev, proc, log))
@@ -115,4 +118,57 @@ class WorkerGroup:
         return failed
 
 
-__all__ = ["MAX_WORKERS", "WorkerGroup", "device_plan", "threads_per_worker"]
+def plan_devices(device: str, workers: int) -> tuple[list[str], int]:
+    """The device of each worker and the torch threads of each CPU worker. A missing GPU is one
+    sentence before anything starts; ``cpu`` asks nothing of torch (the workers start sooner)."""
+    if device == "cpu":
+        devices = device_plan(device, workers, 0)
+    else:
+        import torch
+
+        from .devices import resolve_device
+
+        needs_cuda = device in ("auto", "cuda")
+        devices = device_plan(device, workers, torch.cuda.device_count() if needs_cuda else 0)
+        for dev in sorted(set(devices)):
+            resolve_device(dev)
+    return devices, threads_per_worker(devices, os.cpu_count() or 1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """A worker process: run its share of the study, then exit 0 (complete), 130 (stopped and
+    resumable) or 2 (bad input), saying why in one line."""
+    from . import _gc, api
+    from .study.spec import StudySpec
+
+    job = json.loads((argv or sys.argv[1:])[0])
+    stop = api.StopFlag()
+    signal.signal(signal.SIGINT, lambda signum, frame: stop.request())
+    _gc.pause()
+    try:
+        outcome = api.run_study(
+            StudySpec.from_data(job["spec"], source=job.get("source", "")), storage=job["storage"],
+            out=job["out"], device=job["device"], stop=stop, command=job.get("command", ""),
+            pdf=job.get("pdf", True),
+        )
+    except api.Interrupted:
+        return 130
+    except AdmtuneError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    finally:
+        _gc.resume()
+    return 0 if outcome.complete else 130
+
+
+__all__ = ["MAX_WORKERS", "WorkerGroup", "device_plan", "main", "plan_devices", "threads_per_worker"]
+
+
+if __name__ == "__main__":
+    try:
+        code = main()
+    finally:
+        import gc
+
+        gc.freeze()  # leave the interpreter's teardown collection to the OS (see admtune.cli.main)
+    sys.exit(code)

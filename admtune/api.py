@@ -1,0 +1,277 @@
+"""admtune from Python: the composition of spec, engine, storage and report. The CLI calls this
+layer only; a notebook or a script can too.
+
+Example::
+
+    from admtune import api
+
+    spec = api.load_spec("quick", ["train.epochs=2"], trials=6)
+    outcome = api.run_study(spec, device="cpu", out="reports/quick2")
+    print(outcome.results.frame().groupby(["baseline", "arm"]).value.mean())
+    api.rebuild_report("quick", out="reports/quick2")      # from the storage alone
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import AdmtuneError, SpecError, StorageError
+from .study import storage as st
+from .study.events import Events, Interrupted, StopFlag
+from .study.results import StudyResults
+from .study.spec import StudySpec, load, resolve, spec_paths
+from .util import atomic_write, mask
+
+MIN_FREE_BYTES = 64 * 2**20   # refuse to start a study on a (nearly) full disk
+
+
+@dataclass
+class Outcome:
+    """How a call of :func:`run_study` ended."""
+
+    complete: bool                    # every planned run has ended
+    results: StudyResults | None      # everything the storage holds now
+    out_dir: Path
+    storage_url: str
+    reported: bool = False            # this process wrote the report (it ended the last run)
+    # Local workers (workers > 1) that failed: (index, device, exit code, last line of output).
+    failed_workers: list[tuple[int, str, int, str]] = field(default_factory=list)
+
+
+def load_spec(name_or_path: str, overrides: list[str] | dict[str, Any] | None = None,
+              **top_overrides: Any) -> StudySpec:
+    """A validated spec: a bundled or local study name, or a path to a .toml file; ``overrides``
+    as ``--set`` takes them (``["train.epochs=2"]``), ``trials=…, seeds=…`` last."""
+    return load(name_or_path, overrides, **top_overrides)
+
+
+def list_studies() -> dict[str, Path]:
+    """Every study visible by name: ./studies/*.toml first, then the packaged ones."""
+    return spec_paths()
+
+
+def check_device(device: str) -> str:
+    """The torch device ``device`` names (auto | cpu | cuda | cuda:N | mps), or one sentence saying
+    why it is not available here."""
+    from .devices import resolve_device
+
+    return str(resolve_device(device))
+
+
+def prepare_engine(spec: StudySpec, *, storage: str | None = None, out: str | Path | None = None,
+                   device: str = "auto", events: Events | None = None, stop: StopFlag | None = None,
+                   command: str = "", heartbeat_interval: int | None = st.HEARTBEAT_INTERVAL,
+                   grace_period: int | None = st.GRACE_PERIOD):
+    """Check everything that can be known before training (workload, metric, device, out folder,
+    disk, storage) and return ``(engine, out_dir)``."""
+    from .devices import resolve_device
+    from .study.engine import Engine
+    from .workloads import get_workload
+
+    workload = get_workload(spec.workload, spec.workload_options)
+    if spec.metric not in workload.metrics:
+        raise SpecError(
+            f"metric {spec.metric!r} is not reported by workload {spec.workload!r} "
+            f"(it reports: {', '.join(workload.metrics)})"
+        )
+    if workload.metrics[spec.metric] != spec.direction:
+        raise SpecError(
+            f"direction must be {workload.metrics[spec.metric]!r} for metric {spec.metric!r}, "
+            f"got {spec.direction!r}"
+        )
+    dev = resolve_device(device)
+    out_dir = _out_folder(out, spec.name)
+    url = storage or st.default_url(out_dir)
+    engine = Engine(spec=spec, storage_url=url, device=dev, workload=workload, command=command,
+                    events=events or Events(), stop=stop or StopFlag(),
+                    heartbeat_interval=heartbeat_interval, grace_period=grace_period)
+    return engine, out_dir
+
+
+def _out_folder(out: str | Path | None, name: str) -> Path:
+    out_dir = Path(out) if out is not None else Path("reports") / name
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise AdmtuneError(f"cannot create the out folder {out_dir}: {exc.strerror}") from None
+    if not os.access(out_dir, os.W_OK):
+        raise AdmtuneError(f"the out folder {out_dir} is not writable")
+    free = shutil.disk_usage(out_dir).free
+    if free < MIN_FREE_BYTES:
+        raise AdmtuneError(
+            f"the disk holding {out_dir} has {free / 2**20:.0f} MiB free; admtune needs at least "
+            f"{MIN_FREE_BYTES // 2**20} MiB for the storage and the report"
+        )
+    return out_dir
+
+
+def run_study(spec: StudySpec, *, workers: int = 1, storage: str | None = None,
+              out: str | Path | None = None, device: str = "auto", events: Events | None = None,
+              stop: StopFlag | None = None, command: str = "", report: bool = True, pdf: bool = True,
+              heartbeat_interval: int | None = st.HEARTBEAT_INTERVAL,
+              grace_period: int | None = st.GRACE_PERIOD) -> Outcome:
+    """Run or resume a study; when every run has ended, write its report into the out folder.
+
+    ``workers > 1`` starts that many worker processes on this machine in all (this one is
+    worker 0), sharing the study through its storage; ``device="cuda"`` spreads them over the
+    GPUs. ``stop.request()`` (the CLI's Ctrl-C) reaches every worker; a SIGTERM to this process
+    terminates the others too. Raises ``Interrupted`` after a second stop request aborted a run.
+    """
+    group = None
+    if workers != 1:
+        from . import _workers
+
+        devices, threads = _workers.plan_devices(device, workers)
+        device = devices[0]
+        if device == "cpu":
+            os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
+            if "torch" in sys.modules:
+                sys.modules["torch"].set_num_threads(threads)
+        out_dir = _out_folder(out, spec.name)
+        job = {"spec": spec.to_data(), "source": spec.source, "out": str(out_dir),
+               "storage": storage or st.default_url(out_dir), "command": command, "pdf": pdf}
+        group = _workers.WorkerGroup.start(job, devices[1:], threads)
+        out = out_dir
+    stop = stop or StopFlag()
+    with _worker_signals(group, stop):
+        try:
+            outcome = _run_here(spec, storage=storage, out=out, device=device, events=events,
+                                stop=stop, command=command, report=report, pdf=pdf,
+                                heartbeat_interval=heartbeat_interval, grace_period=grace_period)
+            # The other workers may still be running: stop requests keep reaching them meanwhile.
+            if group is not None:
+                outcome.failed_workers = group.wait()
+        except BaseException:
+            if group is not None:
+                group.stop()
+            raise
+    return outcome
+
+
+@contextlib.contextmanager
+def _worker_signals(group: Any, stop: StopFlag) -> Iterator[None]:
+    """While local workers run: stop requests are passed on to them, and a SIGTERM (kill, a job
+    scheduler) takes them along before ending this process as SIGTERM would have."""
+    if group is None:
+        yield
+        return
+    stop.listeners.append(group.interrupt)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        def on_sigterm(signum: int, frame: Any) -> None:
+            group.terminate()
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        stop.listeners.remove(group.interrupt)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run_here(spec: StudySpec, *, storage: str | None, out: str | Path | None, device: str,
+              events: Events | None, stop: StopFlag, command: str, report: bool, pdf: bool,
+              heartbeat_interval: int | None, grace_period: int | None) -> Outcome:
+    engine, out_dir = prepare_engine(
+        spec, storage=storage, out=out, device=device, events=events, stop=stop, command=command,
+        heartbeat_interval=heartbeat_interval, grace_period=grace_period,
+    )
+    with _storage_errors(engine.storage_url):
+        try:
+            complete = engine.run()
+            results = engine.results()
+        finally:
+            engine.close()
+        reported = complete and report and engine.writes_report
+        if reported:
+            engine.events.phase("report", 1, 0)
+            write_report(results, out_dir, pdf=pdf)
+            engine.events.phase("report", 1, 1)
+        elif report and not complete:
+            write_runs_csv(results, out_dir)
+    return Outcome(complete=complete, results=results, out_dir=out_dir,
+                   storage_url=engine.storage_url, reported=reported)
+
+
+def rebuild_report(name_or_spec: str | StudySpec, *, out: str | Path | None = None,
+                   storage: str | None = None, pdf: bool = True) -> Path:
+    """Rebuild a study's report from its storage alone (no training); returns the out folder.
+
+    ``name_or_spec`` is the stored study's name, a spec path (its ``name`` is the study's), or a
+    spec; the storage defaults to ``<out>/study.db`` with ``out`` defaulting to reports/NAME.
+    """
+    from .study.records import load_results
+
+    name = _study_name(name_or_spec)
+    out_dir = Path(out) if out is not None else Path("reports") / name
+    url = storage or st.default_url(out_dir)
+    if storage is None and not (out_dir / "study.db").is_file():
+        what = name_or_spec if isinstance(name_or_spec, str) else name
+        raise StorageError(f"no stored study at {out_dir / 'study.db'}; run `admtune study {what}` first")
+    with _storage_errors(url):
+        results = load_results(st.open_storage(url, heartbeat_interval=None), name)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_report(results, out_dir, pdf=pdf)
+    return out_dir
+
+
+def _study_name(name_or_spec: str | StudySpec) -> str:
+    if isinstance(name_or_spec, StudySpec):
+        return name_or_spec.name
+    if name_or_spec.endswith(".toml"):
+        # The study is stored under the spec's own name, whatever the file is called.
+        return load(str(resolve(name_or_spec))).name
+    return name_or_spec
+
+
+def write_report(results: StudyResults, out_dir: str | Path, pdf: bool = True) -> dict[str, Any]:
+    """The report: summary.json, runs.csv, report.html and report.pdf, each written atomically."""
+    from .report import write_report as write
+
+    return write(results, Path(out_dir), pdf=pdf)
+
+
+def write_runs_csv(results: StudyResults, out_dir: str | Path) -> Path:
+    """runs.csv alone (a study stopped before its end has no report yet)."""
+    path = Path(out_dir) / "runs.csv"
+    atomic_write(path, results.frame().to_csv(index=False))
+    return path
+
+
+@contextlib.contextmanager
+def _storage_errors(url: str) -> Iterator[None]:
+    """A storage or disk failure mid-study becomes one sentence (what is stored stays resumable)."""
+    import sqlalchemy.exc
+
+    try:
+        yield
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]
+        if "disk" in reason and "full" in reason:
+            raise StorageError(f"the disk holding the storage is full ({reason}); free space and "
+                               "run the same command to resume") from None
+        raise StorageError(f"the storage {mask(url)!r} failed: {reason}; run the same "
+                           "command to resume once it is reachable") from None
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise AdmtuneError(f"no space left on the device while writing {exc.filename or 'results'};"
+                               " free space and run the same command to resume") from None
+        raise
+
+
+__all__ = ["Events", "Interrupted", "Outcome", "StopFlag", "StudySpec", "check_device", "list_studies",
+           "load_spec",
+           "prepare_engine", "rebuild_report", "run_study", "write_report", "write_runs_csv"]

@@ -1,0 +1,363 @@
+"""The study engine: scheduling only. Tune β per baseline with Optuna, plan the evaluation runs,
+and hand each run to the executor.
+
+Every run is an Optuna trial in the storage, so any number of workers (processes, GPUs, machines)
+sharing one storage divide the work, and a killed study resumes where it stopped:
+
+- Tuning: one study per baseline; a worker asks for a trial only while fewer than ``trials`` count
+  (complete, pruned, diverged or running elsewhere). Crashed or interrupted trials do not count and are
+  replaced; a trial of a dead worker is failed by Optuna's heartbeat check and replaced too.
+- Evaluation: each planned run has a key (baseline, arm, seed); a worker enqueues one key that has
+  no live attempt, then pops the oldest waiting trial atomically. A duplicate (two workers picked
+  the same key at once) is noticed when popped and skipped, so each key completes once.
+
+Which trials count, and how a run is stored, is ``records``' business; training one run is
+``execute``'s; composing a study with its out folder and report is ``admtune.api``'s.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+import warnings
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+import torch
+from optuna.trial import TrialState
+
+from .. import __version__
+from ..errors import AdmtuneError
+from ..workloads.base import Workload
+from . import records
+from . import storage as st
+from .context import Arm
+from .environment import describe_device, versions
+from .events import Events, StopFlag
+from .execute import Executor
+from .pruning import HistoryPruner
+from .results import StudyResults
+from .spec import StudySpec, diff
+
+DEFAULT_BETA = 0.9
+TUNING_SEED_OFFSET = 10_000   # tuning seeds 10000, 10001, …; evaluation seeds 0 … K−1
+CORE_ARMS = ("adm", "tuned", "default")  # every baseline's evaluation arms; spec.extra_arms add more
+POLL_S = 0.5                  # how often an idle worker looks for work finished elsewhere
+
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+
+def _quiet(fn, *args, **kwargs):
+    """Call an Optuna function without its warnings that heartbeats are experimental and meant for
+    optimize(): ask/tell with our own heartbeat thread is what runs that outlive one call need."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
+        return fn(*args, **kwargs)
+
+
+def planned_runs(spec: StudySpec) -> int:
+    """How many evaluation runs a complete plan holds."""
+    return spec.seeds * len(spec.baselines) * (len(CORE_ARMS) + len(spec.extra_arms))
+
+
+@dataclass
+class Engine:
+    spec: StudySpec
+    storage_url: str
+    device: torch.device
+    workload: Workload
+    command: str = ""
+    events: Events = field(default_factory=Events)
+    stop: StopFlag = field(default_factory=StopFlag)
+    heartbeat_interval: int | None = st.HEARTBEAT_INTERVAL
+    grace_period: int | None = st.GRACE_PERIOD
+
+    def __post_init__(self) -> None:
+        self.name = self.spec.name
+        rdb = st.open_storage(
+            self.storage_url, heartbeat_interval=self.heartbeat_interval, grace_period=self.grace_period
+        )
+        # One caching wrapper for the whole process (Optuna's own, as load_study(url) would make):
+        # finished trials are read from the database once, not at every look at a study.
+        self.storage = optuna.storages.get_storage(rdb)
+        self._rdb = rdb
+        self._studies: dict[str, optuna.Study] = {}
+        self._plan: list[dict[str, Any]] | None = None
+        self.executor = Executor(spec=self.spec, workload=self.workload, device=self.device,
+                                 storage=self.storage, events=self.events, stop=self.stop,
+                                 heartbeat_interval=self.heartbeat_interval)
+        self._eval_ran: set[int] = set()  # numbers of the evaluation trials this worker ran
+        self._stale_checked: dict[str, float] = {}
+        # True when this worker should write the report: it ended the study's last run, or it
+        # found the study already complete without running anything (a resume of a finished study).
+        self.writes_report = False
+
+    # -- setup ------------------------------------------------------------------------------
+    def prepare(self) -> None:
+        """Create the studies (or check the stored fingerprint matches) before any training."""
+        fp = self.spec.fingerprint(__version__)
+        meta_name = st.meta_name(self.name)
+        if st.study_exists(self.storage, meta_name):
+            meta = self._meta_attrs(meta_name)
+            if meta.get("fingerprint") != fp:
+                old = json.loads(meta.get("spec", "{}"))
+                changes = diff(old, self.spec.to_data())
+                if meta.get("version") != __version__:
+                    changes.append(f"admtune version: {meta.get('version')} → {__version__}")
+                what = "; ".join(c.replace("workload_options.", "workload.") for c in changes[:4])
+                raise AdmtuneError(
+                    f"the storage already holds study {self.name!r} with a different spec "
+                    f"({what or 'fingerprint differs'}); use another --out or --storage to start afresh"
+                )
+        else:
+            meta = optuna.create_study(study_name=meta_name, storage=self.storage, load_if_exists=True)
+            # The fingerprint goes last: a worker that finds it knows every other attribute is there.
+            attrs = {
+                "spec": json.dumps(self.spec.to_data(), sort_keys=True), "version": __version__,
+                "versions": versions(), "device": describe_device(self.device),
+                "command": self.command, "admtune": "study", "fingerprint": fp,
+            }
+            for k, v in attrs.items():
+                meta.set_user_attr(k, v)
+        direction = self.spec.direction
+        for baseline in self.spec.baselines:
+            optuna.create_study(study_name=st.tune_name(self.name, baseline), storage=self.storage,
+                                direction=direction, load_if_exists=True)
+            if self.spec.tune.lr:
+                optuna.create_study(study_name=st.tune_name(self.name, baseline, adm=True),
+                                    storage=self.storage, direction=direction, load_if_exists=True)
+        optuna.create_study(study_name=st.eval_name(self.name), storage=self.storage,
+                            direction=direction, load_if_exists=True)
+
+    def _meta_attrs(self, meta_name: str, wait_s: float = 30.0) -> dict[str, Any]:
+        """The meta study's attributes, waiting while another worker is still writing them."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            meta = self.storage.get_study_user_attrs(self.storage.get_study_id_from_name(meta_name))
+            if "fingerprint" in meta:
+                return meta
+            if time.monotonic() > deadline:
+                raise AdmtuneError(
+                    f"the storage holds a study named {self.name!r} that admtune did not finish "
+                    "creating (no fingerprint); use another --out or --storage"
+                )
+            time.sleep(0.2)
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _study(self, name: str, sampler: optuna.samplers.BaseSampler | None = None,
+               pruner: optuna.pruners.BasePruner | None = None) -> optuna.Study:
+        study = self._studies.get(name)
+        if study is None:
+            study = self._studies[name] = optuna.load_study(study_name=name, storage=self.storage)
+        if sampler is not None:
+            study.sampler = sampler
+        if pruner is not None:
+            study.pruner = pruner
+        return study
+
+    def _arm(self, baseline: str, name: str, beta: float | None, lr: float | None = None) -> Arm:
+        adm = beta is None
+        warmup = self.spec.warmup_for(adm)
+        if name == "nowarmup":
+            warmup = 0
+        return Arm(baseline=baseline, name=name, beta=beta,
+                   lr=lr if lr is not None else self.spec.train.lr[baseline],
+                   weight_decay=self.spec.train.weight_decay[baseline], warmup_steps=warmup)
+
+    @property
+    def runs_executed(self) -> int:
+        return self.executor.runs_executed
+
+    # -- tuning ------------------------------------------------------------------------------
+    def _sampler(self, study_name: str, n_existing: int) -> optuna.samplers.BaseSampler:
+        # Re-seeded from the history's length so a resumed study suggests what an uninterrupted
+        # one would have (single worker).
+        seed = zlib.crc32(study_name.encode()) + n_existing
+        if self.spec.tune.sampler == "random":
+            return optuna.samplers.RandomSampler(seed=seed)
+        return optuna.samplers.TPESampler(seed=seed, multivariate=self.spec.tune.lr)
+
+    def _pruner(self) -> HistoryPruner:
+        if self.spec.tune.pruner == "none":
+            return HistoryPruner(optuna.pruners.NopPruner())
+        return HistoryPruner(optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0))
+
+    def _fail_stale(self, study: optuna.Study) -> None:
+        """Optuna's check for runs of dead workers, at most once per heartbeat interval (a run
+        turns stale only after the grace period, so checking between every two runs is waste)."""
+        now = time.monotonic()
+        if now - self._stale_checked.get(study.study_name, -math.inf) >= (self.heartbeat_interval or 0):
+            self._stale_checked[study.study_name] = now
+            _quiet(optuna.storages.fail_stale_trials, study)
+
+    def tuning_finished(self, baseline: str, adm: bool) -> bool:
+        """The budget is counted and no trial of it is still running (here or elsewhere)."""
+        trials = self._study(st.tune_name(self.name, baseline, adm)).get_trials(deepcopy=False)
+        counted, running, _ = records.tuning_counts(trials)
+        return counted >= self.spec.trials and not running
+
+    def tune(self, baseline: str, adm: bool = False) -> None:
+        """Run tuning trials until the budget counts ``trials`` (this worker's share)."""
+        sname = st.tune_name(self.name, baseline, adm)
+        budget = self.spec.trials
+        u = self.spec.tune
+        pruner = self._pruner()
+        study = self._study(sname, pruner=pruner)
+        while not self.stop.after_run:
+            self._fail_stale(study)
+            trials = study.get_trials(deepcopy=False)
+            pruner.seen(trials)
+            counted, _, crashed = records.tuning_counts(trials)
+            self.events.phase(f"tune {baseline}" + (" (AdM lr)" if adm else ""), budget, counted)
+            if counted >= budget:
+                return
+            if crashed >= budget * records.MAX_ATTEMPTS:
+                raise AdmtuneError(f"tuning {baseline} crashed {crashed} times; see runs.csv for the reasons")
+            study.sampler = self._sampler(sname, len(trials))
+            trial = _quiet(study.ask)
+            # Another worker may have taken the last slot between our count and ask(): give it back.
+            live = records.counted_tuning_trials(study.get_trials(deepcopy=False))
+            if [t.number for t in live].index(trial.number) >= budget:
+                trial.set_user_attr("skipped", "budget already reached")
+                study.tell(trial, state=TrialState.FAIL)
+                continue
+            if adm:
+                beta = None
+            else:
+                one_minus = trial.suggest_float(
+                    "one_minus_beta", 1 - u.beta_high, 1 - u.beta_low, log=True
+                )
+                beta = 1.0 - one_minus
+            lr = None
+            if u.lr:
+                lo, hi = u.lr_range[baseline]
+                lr = trial.suggest_float("lr", lo, hi, log=True)
+            arm = self._arm(baseline, "adm_trial" if adm else "trial", beta, lr)
+            seed = TUNING_SEED_OFFSET + trial.number
+            what = "AdM lr" if adm else f"β={beta:.4f}"
+            self.executor.run(study, trial, arm, seed, prune=True,
+                              label=f"tune {baseline} #{trial.number} {what}", extra_attrs={"kind": "tune"})
+
+    def best_tuning(self, baseline: str, adm: bool = False) -> tuple[float | None, float]:
+        """(β, lr) of the best complete, non-diverged tuning trial."""
+        study = self._study(st.tune_name(self.name, baseline, adm))
+        best = records.best_trial(study.get_trials(deepcopy=False), self.spec.direction)
+        if best is None:
+            what = "AdM's lr" if adm else "β"
+            raise AdmtuneError(
+                f"every tuning trial of {baseline} ({what}) diverged or failed, so there is nothing to "
+                f"evaluate; lower train.lr.{baseline} or narrow the tuning range"
+            )
+        return best.user_attrs.get("beta"), float(best.user_attrs["lr"])
+
+    # -- evaluation --------------------------------------------------------------------------
+    def plan(self) -> tuple[list[dict[str, Any]], bool]:
+        """The evaluation runs that can be planned now, and whether the plan is complete
+        (tuned arms need their tuning finished). A complete plan never changes again."""
+        if self._plan is not None:
+            return self._plan, True
+        runs, complete = [], True
+        seeds = range(self.spec.seeds)
+        for baseline in self.spec.baselines:
+            lr0 = self.spec.train.lr[baseline]
+            adm_lr: float | None = lr0
+            tuned: tuple[float | None, float] | None = None
+            if self.spec.tune.lr:
+                finished = self.tuning_finished(baseline, adm=True)
+                adm_lr = self.best_tuning(baseline, adm=True)[1] if finished else None
+            if self.tuning_finished(baseline, adm=False):
+                tuned = self.best_tuning(baseline)
+            arms: list[tuple[str, float | None, float | None]] = [("default", DEFAULT_BETA, lr0)]
+            if adm_lr is not None:
+                arms.insert(0, ("adm", None, adm_lr))
+            else:
+                complete = False
+            if tuned is not None:
+                arms.insert(1, ("tuned", tuned[0], tuned[1]))
+                for extra in self.spec.extra_arms:
+                    arms.append((extra, tuned[0], tuned[1]))
+            else:
+                complete = False
+            for arm, beta, lr in arms:
+                for seed in seeds:
+                    runs.append({"key": f"{baseline}/{arm}/{seed}", "baseline": baseline,
+                                 "arm": arm, "seed": seed, "beta": beta, "lr": lr})
+        if complete:
+            self._plan = runs
+        return runs, complete
+
+    def evaluate(self) -> bool:
+        """Run evaluation runs until the plan is done; True when every planned run ended.
+
+        A worker enqueues one planned key at a time, just before it asks for a trial (which pops the
+        oldest waiting one), picking keys in its own random order: workers rarely pick the same
+        key, and when two do, the later attempt notices the earlier one and is skipped.
+        """
+        order = random.Random(os.getpid() * 1_000_003 + time.monotonic_ns())
+        total = planned_runs(self.spec)
+        while not self.stop.after_run:
+            planned, plan_complete = self.plan()
+            study = self._study(st.eval_name(self.name))
+            self._fail_stale(study)
+            trials = study.get_trials(deepcopy=False)
+            states = records.eval_states(trials, [run["key"] for run in planned])
+            done = sum(s in ("complete", "failed") for s in states.values())
+            self.events.phase("evaluate", total, done)
+            if plan_complete and done == len(planned):
+                # Every worker that sees the study complete reads the same trials, so exactly one
+                # finds that it ended the last run (two ending at once would both write otherwise).
+                self.writes_report = (records.last_ended_run(trials) in self._eval_ran if self._eval_ran
+                                      else self.runs_executed == 0)
+                return True
+            todo = [run for run in planned if states[run["key"]] == "todo"]
+            if not todo and not any(t.state == TrialState.WAITING for t in trials):
+                self.events.waiting("waiting for runs of other workers")
+                time.sleep(POLL_S)
+                continue
+            if todo:
+                run = order.choice(todo)
+                study.enqueue_trial({"key": run["key"]}, user_attrs=dict(run))
+            trial = _quiet(study.ask)
+            run = dict(trial.user_attrs)
+            key = run.get("key")
+            if key is None:  # another worker popped the waiting trial first: a fresh, empty one
+                trial.set_user_attr("skipped", "no planned run left")
+                study.tell(trial, state=TrialState.FAIL)
+                continue
+            if records.is_duplicate(study.get_trials(deepcopy=False), trial.number, key):
+                trial.set_user_attr("skipped", "duplicate of another attempt")
+                study.tell(trial, state=TrialState.FAIL)
+                continue
+            arm = self._arm(run["baseline"], run["arm"], run["beta"], run["lr"])
+            self._eval_ran.add(trial.number)
+            self.executor.run(study, trial, arm, int(run["seed"]), prune=False,
+                              label=f"eval {key}", extra_attrs={"kind": "eval", "key": key})
+        return False
+
+    # -- everything --------------------------------------------------------------------------
+    def run(self) -> bool:
+        """Tune every baseline, then evaluate. True when the study is complete."""
+        self.prepare()
+        for baseline in self.spec.baselines:
+            self.tune(baseline)
+            if self.spec.tune.lr:
+                self.tune(baseline, adm=True)
+        if self.stop.after_run:
+            return False
+        return self.evaluate()
+
+    def results(self) -> StudyResults:
+        return records.load_results(self.storage, self.name)
+
+    def close(self) -> None:
+        """Close the storage's connections (SQLite folds its write-ahead log back into the file)."""
+        self._rdb.engine.dispose()
+
+
+__all__ = ["CORE_ARMS", "DEFAULT_BETA", "Engine", "planned_runs"]
