@@ -48,4 +48,4 @@ def gate(session: nox.Session) -> None:
 def workers(session: nox.Session) -> None:
     """Two workers against one: wall time of the quick study on the same storage."""
     install(session)
-    session.run("python", "-m", "admtune.study.bench_workers", *session.posargs)
+    session.run("python", "-m", "admtune.bench.workers", *session.posargs)

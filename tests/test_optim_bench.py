@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-import admtune.bench as bench
+import admtune.bench.optimizers as bench
 
 
 def test_resnet18_shapes_are_torchvisions():

@@ -309,7 +309,7 @@ def test_spec_overrides_reach_the_workload(fake10):
 
 # -- the benchmark command ------------------------------------------------------------------------
 def test_bench_runs_on_the_cpu_with_fake_data(fake10, tmp_path, capsys):
-    from admtune.workloads import bench_workloads
+    from admtune.bench import workloads as bench_workloads
 
     out = tmp_path / "bench.jsonl"
     rc = bench_workloads.main([
@@ -327,7 +327,7 @@ def test_bench_runs_on_the_cpu_with_fake_data(fake10, tmp_path, capsys):
 
 
 def test_bench_errors_are_one_sentence(tmp_path, capsys):
-    from admtune.workloads import bench_workloads
+    from admtune.bench import workloads as bench_workloads
 
     rc = bench_workloads.main(["--workload", "cifar", "--data-dir", str(tmp_path),
                                "--device", "cpu", "--epochs", "1"])

@@ -154,7 +154,7 @@ def test_lm_spec_asks_for_the_warmup_free_comparison():
 
 
 def test_bench_lm_on_the_cpu(capsys):
-    from admtune.workloads import bench_workloads
+    from admtune.bench import workloads as bench_workloads
 
     rc = bench_workloads.main([
         "--workload", "lm", "--device", "cpu", "--steps", "4", "--baseline", "adamw",

@@ -9,7 +9,7 @@
 # without it, a generated full-size set in the real file format is written and timed instead,
 # and its accuracies mean nothing (the log says so on its first lines).
 # Writes OUT_DIR/gpu-figures.log (everything printed) and OUT_DIR/gpu-figures.jsonl (one JSON
-# object per timed run and per study estimate, from bench_workloads --json).
+# object per timed run and per study estimate, from admtune.bench.workloads --json).
 # SMOKE=1 DEVICE=cpu bash tools/gpu_figures.sh checks the script itself on a CPU in a minute
 # (two steps per run, a small generated set): do that before spending GPU time on it.
 set -uo pipefail
@@ -58,13 +58,13 @@ fi
 # The optimizers' step time and memory against torch's (ResNet-18 parameter set).
 step 120 "$PY" -m admtune.bench --device "$DEVICE" ${BENCH[@]+"${BENCH[@]}"}
 # CIFAR-10 at the default spec's budget: seconds per run, accuracy, the default study's wall time.
-step 240 "$PY" -m admtune.workloads.bench_workloads --workload cifar --data-dir "$DATA" \
+step 240 "$PY" -m admtune.bench.workloads --workload cifar --data-dir "$DATA" \
   --device "$DEVICE" --repeat 3 --study-estimate --json "$JSON" ${SHORT[@]+"${SHORT[@]}"}
-step 240 "$PY" -m admtune.workloads.bench_workloads --workload cifar --data-dir "$DATA" \
+step 240 "$PY" -m admtune.bench.workloads --workload cifar --data-dir "$DATA" \
   --device "$DEVICE" --repeat 2 --compile --json "$JSON" ${SHORT[@]+"${SHORT[@]}"}
-step 120 "$PY" -m admtune.workloads.bench_workloads --workload cifar --data-dir "$DATA" \
+step 120 "$PY" -m admtune.bench.workloads --workload cifar --data-dir "$DATA" \
   --device "$DEVICE" --repeat 1 --adm --json "$JSON" ${SHORT[@]+"${SHORT[@]}"}
 # The byte-level GPT at the default lm spec's budget.
-step 180 "$PY" -m admtune.workloads.bench_workloads --workload lm --baseline adamw --device "$DEVICE" \
+step 180 "$PY" -m admtune.bench.workloads --workload lm --baseline adamw --device "$DEVICE" \
   --repeat 2 --study-estimate --json "$JSON" ${LM_SHORT[@]+"${LM_SHORT[@]}"}
 echo "done: $LOG $JSON"

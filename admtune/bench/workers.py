@@ -1,6 +1,6 @@
 """Benchmark: wall time of a study with two workers on one storage against one worker.
 
-    python -m admtune.study.bench_workers [--study quick] [--storage URL] [--repeats 3] [--one-command]
+    python -m admtune.bench.workers [--study quick] [--storage URL] [--repeats 3] [--one-command]
 
 Each repeat runs the study from scratch with one worker, then with two workers started together
 on a fresh storage (SQLite in a temporary folder unless --storage names a server, e.g. PostgreSQL),
@@ -65,7 +65,7 @@ def _timed(cmd: list[str], env: dict[str, str]) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m admtune.study.bench_workers", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m admtune.bench.workers", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--study", default="quick")
     ap.add_argument("--storage", default=None, help="a server URL; default: SQLite per run")

@@ -1,6 +1,6 @@
 """Time the real workloads: seconds per training run, throughput and the metric reached.
 
-    python -m admtune.workloads.bench_workloads --workload cifar --data-dir data/cifar \\
+    python -m admtune.bench.workloads --workload cifar --data-dir data/cifar \\
         --device cuda --epochs 16 --repeat 2 --study-estimate
 
 runs ``--repeat`` training runs of one workload with a torch baseline arm (SGD heavy ball in EMA form,
@@ -29,10 +29,12 @@ from typing import Any
 
 import torch
 
-from ..devices import resolve_device
-from ..errors import AdmtuneError, SpecError
-from ..study.spec import parse_overrides, resolve
-from .base import TrainConfig
+from admtune import families
+from admtune.devices import resolve_device
+from admtune.errors import AdmtuneError, SpecError
+from admtune.study.engine import CORE_ARMS
+from admtune.study.spec import parse_overrides, resolve
+from admtune.workloads.base import TrainConfig
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -40,7 +42,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 SPEC_FOR = {"cifar": "cifar", "cifar10": "cifar", "cifar100": "cifar100", "lm": "lm"}
-EVAL_ARMS = 3  # adm, tuned, default
+EVAL_ARMS = len(CORE_ARMS)
 
 
 def load_spec(path: Path) -> dict[str, Any]:
@@ -128,7 +130,7 @@ def _fmt_s(s: float) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
-        prog="python -m admtune.workloads.bench_workloads",
+        prog="python -m admtune.bench.workloads",
         description="Time training runs of the cifar/cifar100/lm workloads with a torch baseline arm.",
     )
     ap.add_argument("--workload", default="cifar", choices=sorted(SPEC_FOR))
@@ -140,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--epochs", type=float, help="train.epochs (replaces train.steps)")
     ap.add_argument("--steps", type=int, help="train.steps (replaces train.epochs)")
     ap.add_argument("--batch-size", type=int, help="train.batch_size")
-    ap.add_argument("--baseline", default="sgd", choices=["sgd", "adamw"])
+    ap.add_argument("--baseline", default="sgd", choices=list(families.names()))
     ap.add_argument("--beta", type=float, default=0.9, help="the arm's fixed β (default 0.9)")
     ap.add_argument("--adm", action="store_true", help="run the AdM arm instead of a fixed β")
     ap.add_argument("--lr", type=float, help="base lr (default: the spec's for the baseline)")
@@ -156,8 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_bench(args: argparse.Namespace, out=print) -> dict[str, Any]:
-    from ..study.context import Arm, RunRecorder
-    from . import get_workload
+    from admtune.study.context import Arm, RunRecorder
+    from admtune.workloads import get_workload
 
     spec_path = Path(args.spec) if args.spec else resolve(SPEC_FOR[args.workload])
     spec = load_spec(spec_path)
@@ -189,7 +191,7 @@ def run_bench(args: argparse.Namespace, out=print) -> dict[str, Any]:
         beta=None if args.adm else args.beta, lr=cfg.lr, weight_decay=cfg.weight_decay,
         warmup_steps=cfg.warmup_steps,
     )
-    from .nets import device_name
+    from admtune.workloads.nets import device_name
 
     out(f"{spec['workload']} on {device_name(device)}  spec {spec_path}  arm {args.baseline} "
         f"{'AdM' if args.adm else f'β={args.beta:g}'}  lr {cfg.lr:g}  wd {cfg.weight_decay:g}  "

@@ -147,7 +147,7 @@ def _print(rows: list[dict[str, Any]]) -> None:
     base_bytes: dict[str, int] = {}
     for r in rows:
         target = ""
-        if not r["baseline"] and r["device"] == "cpu":
+        if not r["baseline"] and r["device"] == "cpu" and r["family"] in TARGETS:
             ok = r["ratio"] <= TARGETS[r["family"]]
             target = f"{'[green]' if ok else '[red]'}<= {TARGETS[r['family']]:.1f}x"
         table.add_row(

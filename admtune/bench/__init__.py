@@ -1,0 +1,12 @@
+"""Benchmarks: commands that print figures, run by hand or in a nox session (never timed tests).
+
+- ``admtune bench`` / ``python -m admtune.bench``: AdM optimizers' step time and state memory
+  against torch's (:mod:`admtune.bench.optimizers`);
+- ``python -m admtune.bench.workloads``: one run of a bundled workload timed, and the study's wall
+  time estimated from it;
+- ``python -m admtune.bench.workers``: one worker against two on the same study.
+"""
+
+from admtune.bench.optimizers import RESNET18_SHAPES, TARGETS, main, resnet18_shapes, run_bench, state_bytes
+
+__all__ = ["RESNET18_SHAPES", "TARGETS", "main", "resnet18_shapes", "run_bench", "state_bytes"]

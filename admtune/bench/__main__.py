@@ -1,0 +1,3 @@
+from admtune.bench.optimizers import main
+
+raise SystemExit(main())
