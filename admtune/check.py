@@ -49,7 +49,6 @@ import difflib
 import json
 import math
 import os
-import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -64,16 +63,17 @@ except ModuleNotFoundError:  # Python 3.10
 
 from admtune import families
 from admtune.errors import AdmtuneError, SpecError
+from admtune.util import atomic_write
 
 __all__ = [
     "VERDICTS",
     "KEYS",
     "BaselineExpectation",
     "Expectations",
-    "Outcome",
+    "Judgement",
     "load_expectations",
     "load_summary",
-    "evaluate",
+    "judge",
     "write_junit",
     "write_junit_error",
     "run_check",
@@ -108,7 +108,7 @@ class Expectations:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class Judgement:
     """The result of one expectation, e.g. ``sgd.verdict``.
 
     ``observed`` is the raw value read from the summary (str, float, int or None); ``expected``
@@ -385,21 +385,21 @@ def _validate_against(summary: dict[str, Any], expectations: Expectations) -> No
             )
 
 
-def evaluate(summary: dict[str, Any], expectations: Expectations) -> list[Outcome]:
-    """One :class:`Outcome` per expectation, in file order of baselines and :data:`KEYS` order.
+def judge(summary: dict[str, Any], expectations: Expectations) -> list[Judgement]:
+    """One :class:`Judgement` per expectation, in file order of baselines and :data:`KEYS` order.
 
     Raises :class:`SpecError` for usage errors: a baseline absent from the summary, a bound of
     the wrong direction, a metric mismatch, or a summary lacking a field that is checked.
     """
     _validate_against(summary, expectations)
     metric = summary.get("metric", "metric")
-    outcomes: list[Outcome] = []
+    outcomes: list[Judgement] = []
 
     def add(exp: BaselineExpectation, key: str, passed: bool, observed: Any, expected: Any,
             text: str, detail: str = "") -> None:
         name = f"{exp.baseline}.{key}"
         outcomes.append(
-            Outcome(exp.baseline, name, passed, observed, expected, f"{name}: {text}", detail)
+            Judgement(exp.baseline, name, passed, observed, expected, f"{name}: {text}", detail)
         )
 
     for b, exp in expectations.baselines.items():
@@ -462,19 +462,8 @@ def evaluate(summary: dict[str, Any], expectations: Expectations) -> list[Outcom
 
 def _atomic_write_xml(root: ET.Element, path: Path) -> None:
     ET.indent(root)
-    data = ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write(path, ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n")
 
 
 def _suite(root: ET.Element, suite_name: str, tests: int, failures: int, errors: int,
@@ -495,7 +484,7 @@ def _suite(root: ET.Element, suite_name: str, tests: int, failures: int, errors:
 
 
 def write_junit(
-    outcomes: Sequence[Outcome],
+    outcomes: Sequence[Judgement],
     path: str | os.PathLike[str],
     suite_name: str,
     properties: dict[str, Any] | None = None,
@@ -524,7 +513,7 @@ def write_junit(
     _atomic_write_xml(root, Path(path))
 
 
-def _fmt_expected(o: Outcome) -> str:
+def _fmt_expected(o: Judgement) -> str:
     if isinstance(o.expected, tuple):
         return "one of " + ", ".join(o.expected)
     key = o.name.split(".", 1)[1]
@@ -574,7 +563,7 @@ def run_check(
             expect_path if isinstance(expect_path, Expectations)
             else load_expectations(expect_path)
         )
-        outcomes = evaluate(summary, expectations)
+        outcomes = judge(summary, expectations)
     except AdmtuneError as exc:
         console.print(Text.assemble(("error: ", "bold red"), str(exc)), soft_wrap=True)
         if junit_path is not None:

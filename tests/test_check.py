@@ -308,7 +308,7 @@ def test_junit_on_usage_error_replaces_stale_report(summary, write, tmp_path):
 
 
 def test_write_junit_escapes_markup(tmp_path):
-    o = check.Outcome("sgd", "sgd.verdict", False, "<&>", ("beats",), 'sgd.verdict: "<&>"')
+    o = check.Judgement("sgd", "sgd.verdict", False, "<&>", ("beats",), 'sgd.verdict: "<&>"')
     check.write_junit([o], tmp_path / "j.xml", "s")
     _, suite = _parse(tmp_path / "j.xml")
     assert suite.find("testcase/failure").get("message") == 'sgd.verdict: "<&>"'
@@ -368,7 +368,7 @@ def test_bound_semantics(mean, bound, maximize):
         path=check.Path("e.toml"),
         baselines={"sgd": check.BaselineExpectation("sgd", **{key: bound})},
     )
-    (o,) = check.evaluate(s, exp)
+    (o,) = check.judge(s, exp)
     assert o.passed == (mean >= bound if maximize else mean <= bound)
     assert o.name == f"sgd.{key}"
     if mean != bound:  # the line never shows the two as equal
@@ -410,7 +410,7 @@ def test_reads_the_summary_the_report_writes(tmp_path):
         f"diff_at_least = 0.0\nmax_diverged = 0\n"
         for b in summary["baselines"]
     )
-    outcomes = check.evaluate(summary, check.load_expectations(_write_to(tmp_path, tables)))
+    outcomes = check.judge(summary, check.load_expectations(_write_to(tmp_path, tables)))
     assert len(outcomes) == 4 * len(summary["baselines"])
     assert all(o.passed for o in outcomes if o.name.endswith(".verdict"))
 

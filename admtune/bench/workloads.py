@@ -32,7 +32,7 @@ import torch
 from admtune import families
 from admtune.devices import resolve_device
 from admtune.errors import AdmtuneError, SpecError
-from admtune.study.engine import CORE_ARMS
+from admtune.study.results import CORE_ARMS
 from admtune.study.spec import parse_overrides, resolve
 from admtune.workloads.base import TrainConfig
 

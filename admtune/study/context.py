@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from .. import families
+from ..util import json_safe
 from ..workloads.base import Diverged, Pruned, TrainConfig, make_scheduler
 from .events import Interrupted
 
@@ -69,12 +70,6 @@ def _downsample(steps: list[int], values: np.ndarray, max_points: int) -> tuple[
             out_steps.append(int(steps[b - 1]))
             out_vals.append(np.nanmean(values[a:b], axis=0).tolist())
     return out_steps, out_vals
-
-
-def _finite_or_none(x: Any) -> Any:
-    if isinstance(x, list):
-        return [_finite_or_none(v) for v in x]
-    return float(x) if math.isfinite(x) else None
 
 
 @dataclass
@@ -175,7 +170,7 @@ class RunRecorder:
             return {"step": [], "train_loss": []}
         values = np.array(self._losses_cpu(), dtype=float)
         steps, vals = _downsample(self._loss_steps, values, MAX_CURVE_POINTS)
-        return {"step": steps, "train_loss": _finite_or_none(vals)}
+        return {"step": steps, "train_loss": json_safe(vals)}
 
     def _losses_cpu(self) -> list[float]:
         if not any(torch.is_tensor(v) for v in self._losses):
@@ -185,7 +180,7 @@ class RunRecorder:
         return [float(v) for v in self._losses]
 
     def val_curve(self) -> dict[str, list]:
-        return {"step": list(self.val_steps), "value": _finite_or_none(list(self.val_values))}
+        return {"step": list(self.val_steps), "value": json_safe(list(self.val_values))}
 
     def beta_trace(self) -> dict[str, Any] | None:
         if not self._betas:
@@ -196,4 +191,4 @@ class RunRecorder:
         values = torch.stack(rows).numpy().astype(float)
         steps, vals = _downsample(steps, values, MAX_CURVE_POINTS)
         names = self._beta_names if len(self._beta_names) == width else [f"b{i}" for i in range(width)]
-        return {"step": steps, "names": names, "values": _finite_or_none(vals)}
+        return {"step": steps, "names": names, "values": json_safe(vals)}

@@ -41,12 +41,11 @@ from .environment import describe_device, versions
 from .events import Events, StopFlag
 from .execute import Executor
 from .pruning import HistoryPruner
-from .results import StudyResults
+from .results import CORE_ARMS, StudyResults
 from .spec import StudySpec, diff
 
 DEFAULT_BETA = 0.9
 TUNING_SEED_OFFSET = 10_000   # tuning seeds 10000, 10001, …; evaluation seeds 0 … K−1
-CORE_ARMS = ("adm", "tuned", "default")  # every baseline's evaluation arms; spec.extra_arms add more
 POLL_S = 0.5                  # how often an idle worker looks for work finished elsewhere
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)

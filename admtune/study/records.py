@@ -25,14 +25,14 @@ from optuna.trial import FrozenTrial, TrialState
 from ..errors import StorageError
 from ..util import json_safe
 from . import storage as st
-from .results import Run, StudyResults
+from .results import CORE_ARMS, Run, StudyResults
 from .spec import StudySpec
 
 MAX_ATTEMPTS = 3  # a run that crashes this many times is recorded as failed
 # Attributes the engine queries get a key each; the rest of a run's record goes in one attribute
 # (each attribute is a commit, and commits are what several workers on one storage queue for).
 QUERIED_ATTRS = ("key", "status", "beta", "lr", "reason")
-EVAL_ARM_ORDER = {"adm": 0, "tuned": 1, "default": 2}  # then workload extras, by name
+EVAL_ARM_ORDER = {arm: i for i, arm in enumerate(CORE_ARMS)}  # then extra arms, by name
 
 
 # --- the codec ---------------------------------------------------------------------------------

@@ -15,9 +15,10 @@ from .spec import StudySpec
 RUNS_COLUMNS = [
     "study", "baseline", "arm", "seed", "beta", "lr", "metric", "value", "status", "steps", "wall_s",
 ]
-ARMS = ("trial", "adm_trial", "tuned", "default", "adm")
-EVAL_ARMS = ("adm", "tuned", "default")
-STATUSES = ("complete", "diverged", "failed", "pruned")
+# Every baseline's evaluation arms, in display order; a spec's extra_arms (and workloads) add more.
+# Tuning runs are arm "trial" (β, with lr when tune.lr) and "adm_trial" (AdM's lr).
+CORE_ARMS = ("adm", "tuned", "default")
+TRIAL_ARMS = ("trial", "adm_trial")
 
 
 @dataclass
