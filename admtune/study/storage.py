@@ -16,9 +16,10 @@ import random
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import optuna
+if TYPE_CHECKING:  # optuna is imported when a storage is opened: `admtune list` needs none
+    import optuna
 
 from ..errors import StorageError
 from ..util import mask
@@ -73,6 +74,8 @@ def check_url(url: str) -> None:
 
 def open_storage(url: str, *, heartbeat_interval: int | None = HEARTBEAT_INTERVAL,
                  grace_period: int | None = GRACE_PERIOD) -> optuna.storages.RDBStorage:
+    import optuna
+
     check_url(url)
     kwargs: dict[str, Any] = {}
     if heartbeat_interval:
