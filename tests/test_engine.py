@@ -335,3 +335,15 @@ def test_a_study_that_fails_before_its_first_run_resumes_collection_unfrozen(tmp
     with pytest.raises(AdmtuneError):
         cli._run_study("quick", None, None, None, "cpu", tmp_path / "o", ["seeds=1"], False)
     assert gc.isenabled() and gc.get_freeze_count() == frozen
+
+
+def test_the_python_api_runs_local_workers(tmp_path, monkeypatch):
+    """api.run_study(workers=2) is what `--workers 2` runs: a second process shares the study."""
+    monkeypatch.chdir(REPO)  # the worker imports the plug-in workload from here, as the CLI's do
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    out = api.run_study(toy_spec("apiw", ["workload.sleep=0.03"], trials=3, seeds=2), workers=2,
+                        out=tmp_path, device="cpu", pdf=False)
+    assert out.complete and not out.failed_workers
+    frame = out.results.frame()
+    assert frame.worker.nunique() == 2  # both processes ran some of it
+    assert (frame.arm == "trial").sum() == 2 * 3 and (tmp_path / "summary.json").is_file()
