@@ -15,10 +15,13 @@ them typed, ``text`` words them, ``figures`` draws them, ``render`` lays them ou
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from admtune.study.results import RUNS_COLUMNS, StudyResults
 from admtune.util import atomic_write
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 # atomic_write stays importable from here for admtune.study.runner, which predates admtune.util.
 __all__ = ["analyse", "write_report", "verdict_table", "render_report", "atomic_write"]
@@ -77,7 +80,7 @@ def write_report(results: StudyResults, out_dir: Path, pdf: bool = True) -> dict
     return summary.to_dict()
 
 
-def verdict_table(summary: dict[str, Any]):
+def verdict_table(summary: dict[str, Any]) -> Table:
     """The verdicts of a summary as a rich Table (one row per baseline)."""
     from rich.table import Table
 
