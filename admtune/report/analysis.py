@@ -33,9 +33,6 @@ from admtune.report.verdict import decide
 from admtune.study.results import Run, StudyResults
 
 TRIAL_ARMS = ("trial", "adm_trial")
-HOLM_FAMILY = (
-    "all one-sided AdM-vs-tuned tests of the report: p(better) and p(worse) for every baseline"
-)
 
 
 def _defined(x: Any) -> float | None:
@@ -401,7 +398,7 @@ def summarise(results: StudyResults) -> Summary:
     alpha, margin = float(spec.alpha), float(spec.margin)
     comparisons = {b: compare(bd, "tuned", direction, margin) for b, bd in data.items()}
 
-    # Holm across every one-sided AdM-vs-tuned test of the report (see HOLM_FAMILY)
+    # Holm across every one-sided AdM-vs-tuned test of the report (see text.HOLM_FAMILY)
     flat = [p for c in comparisons.values() for p in (c.p_better, c.p_worse)]
     adj = stats.holm(flat, alpha)
     m = sum(not math.isnan(p) for p in flat)
@@ -451,7 +448,7 @@ def summarise(results: StudyResults) -> Summary:
     return Summary(
         study=results.name, metric=spec.metric, direction=direction, margin=margin, alpha=alpha,
         fingerprint=results.fingerprint, description=spec.description, beta_free=spec.beta_free,
-        holm_family=HOLM_FAMILY, baselines=baselines, version=results.version,
+        holm_family=text.HOLM_FAMILY, baselines=baselines, version=results.version,
         versions=dict(results.versions), device=results.device, wall_s=results.wall_s,
         extra_arms=tuple(extra_arms(data)),
     )

@@ -171,6 +171,10 @@ def trials_to_match_text(trials_to_match: int | None, trials: int | None,
 # ----------------------------------------------------------------------------------------------
 # Prose
 
+HOLM_FAMILY = (
+    "all one-sided AdM-vs-tuned tests of the report: p(better) and p(worse) for every baseline"
+)
+
 
 def verdict_reason(entry: BaselineSummary, spec: StudySpec, alpha: float, margin: float) -> str:
     """One honest paragraph saying what the verdict is and why."""
