@@ -15,8 +15,9 @@ from scipy import stats as sps
 from statsmodels.stats.weightstats import ttost_paired
 
 from admtune.report import analyse, render_report, verdict_table, write_report
-from admtune.report.render import redact, render_pdf_document
+from admtune.report.render import render_pdf_document
 from admtune.study.results import RUNS_COLUMNS
+from admtune.util import mask
 from tests.report_fixtures import synthetic_study
 
 EVIL = 'Tuning <script>alert("x")</script> & <b>bold</b> study'
@@ -143,8 +144,8 @@ def test_verdict_table(written):
 
 
 def test_redact():
-    assert redact("--storage postgresql://u:p@h/db x") == "--storage postgresql://u:***@h/db x"
-    assert redact("sqlite:///a.db") == "sqlite:///a.db"
+    assert mask("--storage postgresql://u:p@h/db x") == "--storage postgresql://u:***@h/db x"
+    assert mask("sqlite:///a.db") == "sqlite:///a.db"
 
 
 def test_edge_cases_render(tmp_path):

@@ -4,23 +4,27 @@ Built from :class:`admtune.study.results.StudyResults` alone (what the Optuna st
 ``admtune report NAME`` rebuilds it without training.
 
 - :func:`analyse` → the summary dict (the content of summary.json, JSON-safe: NaN → None);
+  :func:`admtune.report.analysis.summarise` gives it typed (:mod:`admtune.report.summary`);
 - :func:`write_report` → writes the four files atomically into a folder and returns the summary;
 - :func:`verdict_table` → a rich Table of the verdicts for the command line.
+
+Layout: ``analysis`` computes every number (with ``stats`` and ``verdict``), ``summary`` holds
+them typed, ``text`` words them, ``figures`` draws them, ``render`` lays them out in HTML / PDF.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from admtune.study.results import RUNS_COLUMNS, StudyResults
+from admtune.util import atomic_write
 
+if TYPE_CHECKING:
+    from rich.table import Table
+
+# atomic_write stays importable from here for admtune.study.runner, which predates admtune.util.
 __all__ = ["analyse", "write_report", "verdict_table", "render_report", "atomic_write"]
-
 
 
 def __getattr__(name: str) -> Any:
@@ -37,33 +41,18 @@ VERDICT_STYLES = {"beats": "bold green", "matches": "bold blue", "loses": "bold 
                   "inconclusive": "bold"}
 
 
-def atomic_write(path: Path, data: str | bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+def _render(results: StudyResults) -> tuple[Any, str]:
+    from admtune.report import analysis, figures, render
+
+    summary = analysis.summarise(results)
+    html = render.render_html(render.build_context(results, summary, figures.all_figures(summary)))
+    return summary, html
 
 
 def render_report(results: StudyResults) -> tuple[dict[str, Any], str]:
     """(summary, report HTML) of a study, nothing written."""
-    from admtune.report import analysis, figures, render
-
-    data = analysis.collect(results)
-    summary = analysis._clean(analysis._analyse(results, data))
-    extras = analysis.extra_arms(data)
-    figs = figures.all_figures(data, summary, results.spec, extras)
-    html = render.render_html(render.build_context(results, summary, data, figs, extras))
-    return summary, html
+    summary, html = _render(results)
+    return summary.to_dict(), html
 
 
 def runs_csv(results: StudyResults) -> str:
@@ -82,21 +71,20 @@ def write_report(results: StudyResults, out_dir: Path, pdf: bool = True) -> dict
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    summary, html = render_report(results)
-    atomic_write(out_dir / "summary.json",
-                 json.dumps(summary, indent=2, allow_nan=False) + "\n")
+    summary, html = _render(results)
+    atomic_write(out_dir / "summary.json", summary.to_json())
     atomic_write(out_dir / "runs.csv", runs_csv(results))
     atomic_write(out_dir / "report.html", html)
     if pdf:
         atomic_write(out_dir / "report.pdf", render.render_pdf(html))
-    return summary
+    return summary.to_dict()
 
 
-def verdict_table(summary: dict[str, Any]):
+def verdict_table(summary: dict[str, Any]) -> Table:
     """The verdicts of a summary as a rich Table (one row per baseline)."""
     from rich.table import Table
 
-    from admtune.report.labels import adm_name, baseline_name, fmt, fmt_ci, fmt_p
+    from admtune.report.text import adm_name, baseline_name, fmt, fmt_ci, fmt_p, trials_to_match_text
 
     direction = "lower" if summary.get("direction") == "minimize" else "higher"
     table = Table(
@@ -114,7 +102,6 @@ def verdict_table(summary: dict[str, Any]):
     for b, e in (summary.get("baselines") or {}).items():
         v = e.get("verdict", "inconclusive")
         tuning = e.get("tuning") or {}
-        ttm = e.get("trials_to_match")
         table.add_row(
             f"{adm_name(b)} vs {baseline_name(b)}",
             f"[{VERDICT_STYLES.get(v, 'bold')}]{v}[/]",
@@ -125,8 +112,8 @@ def verdict_table(summary: dict[str, Any]):
             f"{fmt_p(e.get('p_better_holm'))} / {fmt_p(e.get('p_worse_holm'))}",
             fmt_p(e.get("p_tost")),
             f"{e['adm']['diverged']} / {e['tuned']['diverged']}",
-            (f"{ttm} of {tuning.get('trials')}" if ttm is not None else "never"
-             if tuning.get("trials") and tuning.get("adm_val_mean") is not None else "—"),
+            trials_to_match_text(e.get("trials_to_match"), tuning.get("trials"),
+                                 tuning.get("adm_val_mean")),
             str(e["seeds_to_resolve"]) if e.get("seeds_to_resolve") is not None else "—",
         )
     return table

@@ -1,54 +1,50 @@
-"""From StudyResults to the summary dict (summary.json): per baseline, per arm, the tests, the verdict."""
+"""From StudyResults to a :class:`~admtune.report.summary.Summary`: per baseline, per arm, the
+tests, the verdict, and the curves and bands the figures draw. Every statistic of the report is
+computed here; :mod:`admtune.report.text` words it and :mod:`admtune.report.figures` draws it."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from admtune.report import stats
-from admtune.report.labels import (  # noqa: F401  (re-exported: figures and render use them)
-    adm_name,
-    adm_qualifier,
-    arm_label,
-    baseline_name,
-    beta_free,
-    fmt,
-    fmt_ci,
-    fmt_p,
-    p_is,
+from admtune.report import stats, text
+from admtune.report.summary import (
+    CORE_ARMS,
+    ArmCurves,
+    ArmStats,
+    BaselineSummary,
+    BetaTraces,
+    CurveBand,
+    CurvePanel,
+    Difference,
+    OtherComparison,
+    SeedResult,
+    Sensitivity,
+    Summary,
+    TrialPoint,
+    TuningStats,
+    WallTime,
 )
 from admtune.report.verdict import decide
 from admtune.study.results import Run, StudyResults
-from admtune.study.spec import StudySpec
 
 TRIAL_ARMS = ("trial", "adm_trial")
-CORE_ARMS = ("adm", "tuned", "default")
-HOLM_FAMILY = (
-    "all one-sided AdM-vs-tuned tests of the report: p(better) and p(worse) for every baseline"
-)
 
 
-def metric_decimals(entry: dict[str, Any]) -> int | None:
-    """Decimals for a baseline's metric values: two significant digits of its smallest spread.
-
-    The spread is the narrowest of the arms' standard deviations and the Δ CI width, so that means,
-    CIs and per-seed values of one baseline share one precision. None (4 significant digits) when
-    no spread is known.
-    """
-    widths = []
-    for v in entry.values():
-        if isinstance(v, dict) and "std" in v and v.get("std"):
-            widths.append(abs(float(v["std"])))
-    ci = (entry.get("diff") or {}).get("ci") or [None, None]
-    if ci[0] is not None and ci[1] is not None and ci[1] > ci[0]:
-        widths.append(float(ci[1]) - float(ci[0]))
-    widths = [w for w in widths if math.isfinite(w) and w > 0]
-    if not widths:
+def _defined(x: Any) -> float | None:
+    """A statistic as the summary holds it: a Python float, None where undefined (NaN, ±inf)."""
+    if x is None:
         return None
-    return int(min(8, max(0, math.ceil(-math.log10(min(widths))) + 1)))
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _interval(ci: tuple[float, float]) -> tuple[float | None, float | None]:
+    return _defined(ci[0]), _defined(ci[1])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -148,22 +144,36 @@ def extra_arms(data: dict[str, BaselineData]) -> list[str]:
 # Statistics per arm and per comparison
 
 
-def arm_stats(arm: ArmData | None) -> dict[str, Any]:
+def arm_stats(name: str, arm: ArmData | None) -> ArmStats:
     if arm is None:
-        return {"mean": None, "std": None, "ci": [None, None], "n": 0, "diverged": 0, "excluded": 0}
-    seeds = sorted(arm.runs)
-    x = arm.values(seeds)
+        return ArmStats(name, None, None, None, (None, None), 0, 0, 0)
+    x = arm.values(sorted(arm.runs))
     mean, std = stats.mean_std(x)
-    lo, hi = stats.bootstrap_ci(x)
-    out: dict[str, Any] = {"mean": mean, "std": std, "ci": [lo, hi]}
-    out.update(arm.counts())
-    return out
+    counts = arm.counts()
+    return ArmStats(
+        arm=name, beta=None if name == "adm" else arm.beta, mean=_defined(mean), std=_defined(std),
+        ci=_interval(stats.bootstrap_ci(x)), n=counts["n"], diverged=counts["diverged"],
+        excluded=counts["excluded"], wall_s=sum(r.wall_s for r in arm.runs.values()),
+    )
 
 
-def compare(
-    bd: BaselineData, other: str, direction: str, margin: float
-) -> dict[str, Any]:
-    """AdM against ``other`` on the seeds both ran: the raw, unadjusted statistics."""
+@dataclass
+class _Compared:
+    """AdM against another arm on the seeds both ran: the raw, unadjusted statistics (NaN where
+    undefined), with the oriented samples the power calculation needs."""
+
+    a: np.ndarray
+    b: np.ndarray
+    diff: Difference
+    p_better: float
+    p_worse: float
+    p_wilcoxon: float
+    p_tost: float
+    hedges_g: float
+    prob_improvement: float
+
+
+def compare(bd: BaselineData, other: str, direction: str, margin: float) -> _Compared:
     seeds = bd.seeds
     adm = bd.arms.get("adm")
     oth = bd.arms.get(other)
@@ -174,31 +184,31 @@ def compare(
     ca, cb = stats.complete_pairs(a, b)
     d = ca - cb
     mean, _ = stats.mean_std(d)
-    lo, hi = stats.bootstrap_ci(d)
     p_better, p_worse = stats.paired_t(a, b)
-    return {
-        "a": a, "b": b,
-        "diff": {"mean": mean, "ci": [lo, hi], "n": int(d.size)},
-        "p_better": p_better,
-        "p_worse": p_worse,
-        "p_wilcoxon": stats.wilcoxon(a, b),
-        "p_tost": stats.tost(a, b, margin),
-        "hedges_g": stats.hedges_g(a, b),
-        "prob_improvement": stats.prob_improvement(a, b),
-    }
+    return _Compared(
+        a=a, b=b, diff=Difference(_defined(mean), _interval(stats.bootstrap_ci(d)), int(d.size)),
+        p_better=p_better, p_worse=p_worse, p_wilcoxon=stats.wilcoxon(a, b),
+        p_tost=stats.tost(a, b, margin), hedges_g=stats.hedges_g(a, b),
+        prob_improvement=stats.prob_improvement(a, b),
+    )
 
 
-def tuning_stats(bd: BaselineData, direction: str) -> dict[str, Any]:
+def _adm_validation(bd: BaselineData) -> np.ndarray:
+    adm = bd.arms.get("adm")
+    return adm.values(sorted(adm.runs), "val_value") if adm is not None else np.array([])
+
+
+def tuning_stats(bd: BaselineData, direction: str) -> TuningStats:
     """The baseline's tuning trials and the trial at which they first reached AdM's validation mean.
 
     Trials counted: complete, pruned and diverged (the budget); failed ones are retried, not counted.
     Best-so-far uses complete trials only (a pruned trial's value is an intermediate one).
     """
     counted = [r for r in bd.trials if r.status in ("complete", "pruned", "diverged")]
-    adm = bd.arms.get("adm")
     target = math.nan
-    if adm is not None:
-        target, _ = stats.mean_std(adm.values(sorted(adm.runs), "val_value"))
+    if bd.arms.get("adm") is not None:
+        target, _ = stats.mean_std(_adm_validation(bd))
+
     def better(v: float, t: float) -> bool:  # v at least as good as t (float noise forgiven)
         tol = 1e-9 * max(1.0, abs(t))
         return v <= t + tol if direction == "minimize" else v >= t - tol
@@ -213,221 +223,232 @@ def tuning_stats(bd: BaselineData, direction: str) -> dict[str, Any]:
                 best, best_beta = v, r.beta
         if to_match is None and math.isfinite(target) and not math.isnan(best) and better(best, target):
             to_match = k
-    return {
-        "trials": len(counted),
-        "complete": sum(r.status == "complete" for r in counted),
-        "pruned": sum(r.status == "pruned" for r in counted),
-        "diverged": sum(is_diverged(r) for r in counted),
-        "failed": sum(r.status == "failed" for r in bd.trials),
-        "best_value": best,
-        "best_beta": best_beta,
-        "adm_val_mean": target,
-        "trials_to_match": to_match,
-        "adm_trials": len(bd.adm_trials),
-    }
+    return TuningStats(
+        trials=len(counted),
+        complete=sum(r.status == "complete" for r in counted),
+        pruned=sum(r.status == "pruned" for r in counted),
+        diverged=sum(is_diverged(r) for r in counted),
+        failed=sum(r.status == "failed" for r in bd.trials),
+        best_value=_defined(best),
+        best_beta=_defined(best_beta),
+        adm_val_mean=_defined(target),
+        trials_to_match=to_match,
+        adm_trials=len(bd.adm_trials),
+    )
 
 
-def _reason(b: str, entry: dict[str, Any], summary: dict[str, Any], capped: bool) -> str:
-    """One honest paragraph saying what the verdict is and why."""
-    spec = summary["_spec"]
-    adm = f"{adm_name(b)} ({adm_qualifier(spec)})"
-    tuned_beta = entry["tuned"]["beta"]
-    base = f"{baseline_name(b)} with tuned β = {fmt(tuned_beta, 3)}" if tuned_beta is not None \
-        else f"tuned {baseline_name(b)}"
-    metric, alpha, margin = summary["metric"], summary["alpha"], summary["margin"]
-    a, t, d = entry["adm"], entry["tuned"], entry["diff"]
-    dec = metric_decimals(entry)
-    means = (f"mean test {metric} {fmt(a['mean'], decimals=dec)} (AdM) vs "
-             f"{fmt(t['mean'], decimals=dec)} (tuned β); AdM advantage "
-             f"Δ = {fmt(d['mean'], decimals=dec)} {fmt_ci(d['ci'], dec)}")
-    v = entry["verdict"]
-    within = entry["p_tost"] is not None and entry["p_tost"] < alpha
-    if v == "beats":
-        text = (f"{adm} beats {base}: {means} (positive = AdM better), "
-                f"Holm-adjusted {p_is(entry['p_better_holm'])} < α = {fmt(alpha)}.")
-    elif v == "loses":
-        text = (f"{adm} loses to {base}: {means} (negative = AdM worse), "
-                f"Holm-adjusted {p_is(entry['p_worse_holm'])} < α = {fmt(alpha)}.")
-        if within:
-            text += (f" Tuning β pays off here, if only slightly: the difference is within the "
-                     f"margin δ = {fmt(margin)} (TOST {p_is(entry['p_tost'])}), smaller than what "
-                     f"this study counts as practically relevant.")
-        else:
-            text += " Here tuning β pays off and AdM does not replace it."
-    elif v == "matches":
-        text = (f"{adm} matches {base} within the margin δ = {fmt(margin)}: {means}; "
-                f"TOST equivalence {p_is(entry['p_tost'])} < α = {fmt(alpha)}.")
-    elif not d["n"]:
-        text = (f"Inconclusive for {adm} against {base}: there is no seed on which both "
-                f"completed ({a['n']} complete AdM runs, {t['n']} complete tuned-β runs), so "
-                f"nothing can be tested.")
-    else:
-        text = (f"Inconclusive for {adm} against {base}: {means}. "
-                f"Neither one-sided test is significant after Holm "
-                f"({p_is(entry['p_better_holm'])} for better, {p_is(entry['p_worse_holm'])} for worse)")
-        if capped:
-            text += "."
-        else:
-            text += (f" and equivalence within δ = {fmt(margin)} is not shown "
-                     f"(TOST {p_is(entry['p_tost'])}).")
-    if v == "beats" and within:
-        text += (f" The advantage is within the margin δ = {fmt(margin)} "
-                 f"(TOST {p_is(entry['p_tost'])}): detectable, but smaller than what this "
-                 f"study counts as practically relevant.")
-    if capped:
-        text += (f" AdM diverged in {a['diverged']} of {a['n'] + a['diverged']} runs against "
-                 f"{t['diverged']} of {t['n'] + t['diverged']} for the tuned β, so it can be "
-                 f"neither a win nor a match.")
-    if v == "inconclusive":
-        if entry["seeds_to_resolve"] is not None:
-            text += (f" A power calculation (80 % power, the observed effect taken as true) says "
-                     f"about {entry['seeds_to_resolve']} seeds per arm would decide it.")
-        elif capped:
-            text += (" More seeds could at most show that AdM loses; the complete pairs do not "
-                     "point that way, so no seed estimate is given.")
-        else:
-            text += (" No seed estimate is possible from these runs (too few complete pairs, "
-                     "or an observed effect too small to resolve).")
-    if d["n"] == 1:
-        text += " Only 1 complete pair: the tests need at least two."
-    return text + _warmup_sentence(entry, spec, dec)
+# ----------------------------------------------------------------------------------------------
+# What the figures draw
 
 
-def _warmup_sentence(entry: dict[str, Any], spec: StudySpec, dec: int | None) -> str:
-    """When AdM trained with another warmup than the baselines (the LM study's warmup-free
-    question), say so, and how AdM fared against the tuned β trained without warmup too."""
-    warm, adm_warm = int(spec.train.warmup_steps or 0), spec.train.adm_warmup_steps
-    if adm_warm is None or int(adm_warm) == warm:
-        return ""
-
-    def steps(n: int) -> str:
-        return "without warmup" if n == 0 else f"with {n} warmup steps"
-
-    text = (f" AdM trained {steps(int(adm_warm))} (train.adm_warmup_steps), the tuned β and β = 0.9 "
-            f"{steps(warm)} (train.warmup_steps).")
-    o = (entry.get("vs_other_arms") or {}).get("nowarmup")
-    if o and o["diff"]["n"]:
-        text += (f" Against the tuned β trained without warmup as well (arm nowarmup), AdM's "
-                 f"advantage is Δ = {fmt(o['diff']['mean'], decimals=dec)} "
-                 f"{fmt_ci(o['diff']['ci'], dec)} (two-sided {p_is(o['p_two_sided'])}, not "
-                 f"adjusted: descriptive).")
-    return text
+def sensitivity(bd: BaselineData) -> Sensitivity:
+    """Every tuning trial (failed ones left out) and AdM's validation mean with its bootstrap CI."""
+    points = tuple(
+        TrialPoint(beta=float(r.beta), value=_defined(r.value),
+                   state="diverged" if is_diverged(r) else r.status)
+        for r in bd.trials if r.beta is not None and r.status != "failed"
+    )
+    adm_val = _adm_validation(bd)
+    mean, _ = stats.mean_std(adm_val)
+    return Sensitivity(points, _defined(mean), _interval(stats.bootstrap_ci(adm_val)),
+                       int(np.isfinite(adm_val).sum()))
 
 
-def _clean(x: Any) -> Any:
-    """JSON-safe: numpy scalars to Python, NaN / inf to None, tuples to lists."""
-    if isinstance(x, dict):
-        return {str(k): _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return [_clean(v) for v in x.tolist()]
-    if isinstance(x, (bool, np.bool_)):
-        return bool(x)
-    if isinstance(x, (int, np.integer)):
-        return int(x)
-    if isinstance(x, (float, np.floating)):
-        x = float(x)
-        return x if math.isfinite(x) else None
-    return x
+def _curve_key(curve: dict[str, list]) -> str | None:
+    if not curve or not curve.get("step"):
+        return None
+    if "train_loss" in curve:
+        return "train_loss"
+    keys = [k for k in curve if k != "step"]
+    return keys[0] if keys else None
 
 
-def _number(x: Any, default: float) -> float:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return default
-    return v if math.isfinite(v) else default
+def _aligned(curves: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Curves interpolated onto the grid of the longest one (NaN outside each run's range)."""
+    grid = max(curves, key=lambda c: (c[0][-1] if c[0].size else 0, c[0].size))[0]
+    rows = []
+    for x, y in curves:
+        ok = np.isfinite(y)
+        row = np.full(grid.size, np.nan)
+        if ok.sum() >= 1:
+            inside = (grid >= x[ok].min()) & (grid <= x[ok].max())
+            row[inside] = np.interp(grid[inside], x[ok], y[ok])
+        rows.append(row)
+    return grid, np.vstack(rows)
+
+
+def _panel(bd: BaselineData, kind: str, key: str) -> CurvePanel:
+    """The training-loss (kind 'train') or validation (kind 'val') curves of every arm."""
+    arms = []
+    drawn = []
+    for arm, ad in bd.arms.items():
+        complete, diverged = [], []
+        for r in ad.runs.values():
+            c = r.curve if kind == "train" else r.val_curve
+            k = _curve_key(c) if kind == "train" else ("value" if c and c.get("step") else None)
+            if k is None or not c.get(k):
+                continue
+            x = np.asarray(c["step"], dtype=float)
+            y = np.asarray(c[k], dtype=float)
+            if x.size != y.size or x.size == 0:
+                continue
+            (complete if is_complete(r) else diverged if is_diverged(r) else []).append((x, y))
+        drawn += [y for _, y in diverged]
+        band = None
+        if complete:
+            grid, ys = _aligned(complete)
+            drawn.append(ys.ravel())
+            band = CurveBand(grid, *stats.bootstrap_band(ys))
+        arms.append(ArmCurves(arm, band, tuple(diverged)))
+    values = np.concatenate(drawn) if drawn else np.array([])
+    values = values[np.isfinite(values)]
+    span = (float(values.min()), float(values.max())) if values.size else (None, None)
+    return CurvePanel(kind, key, tuple(arms), span)
+
+
+def learning_curves(bd: BaselineData, metric: str) -> tuple[CurvePanel, ...]:
+    """A training-loss panel if any run recorded one, a validation panel likewise."""
+    runs = [r for a in bd.arms.values() for r in a.runs.values()]
+    train_key = next((_curve_key(r.curve) for r in runs if _curve_key(r.curve)), None)
+    has_val = any(r.val_curve and r.val_curve.get("step") for r in runs)
+    panels = []
+    if train_key is not None:
+        panels.append(_panel(bd, "train", train_key))
+    if has_val:
+        panels.append(_panel(bd, "val", metric))
+    return tuple(panels)
+
+
+def beta_traces(bd: BaselineData) -> BetaTraces | None:
+    """AdM's β traces aligned on the longest run's steps, with their spread; None if none usable."""
+    adm = bd.arms.get("adm")
+    if adm is None:
+        return None
+    traces = []
+    for r in adm.runs.values():
+        t = r.beta_trace
+        if not t or not t.get("step") or not t.get("values"):
+            continue
+        x = np.asarray(t["step"], dtype=float)
+        y = np.asarray(t["values"], dtype=float)
+        if y.ndim == 1:
+            y = y[:, None]
+        if y.shape[0] != x.size:
+            continue
+        names = list(t.get("names") or [f"β{i}" for i in range(y.shape[1])])
+        if len(names) != y.shape[1]:
+            names = [f"β{i}" for i in range(y.shape[1])]
+        traces.append((names, x, y))
+    if not traces:
+        return None
+    names = max(traces, key=lambda t: t[2].shape[1])[0]
+    traces = [t for t in traces if t[0] == names]
+    grid = max(traces, key=lambda t: (t[1][-1], t[1].size))[1]  # the longest run's steps
+    vals = np.full((len(traces), grid.size, len(names)), np.nan)
+    for s, (_, x, y) in enumerate(traces):
+        for j in range(len(names)):
+            ok = np.isfinite(y[:, j])
+            if ok.sum() >= 1:
+                inside = (grid >= x[ok].min()) & (grid <= x[ok].max())
+                vals[s, inside, j] = np.interp(grid[inside], x[ok], y[ok, j])
+    # steps no seed reached are all-NaN slices: NaN there is the answer, not a warning
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(vals, axis=0)
+        lo, hi = np.nanmin(vals, axis=0), np.nanmax(vals, axis=0)
+        quantiles = np.nanpercentile(mean, [5, 25, 50, 75, 95], axis=1)
+    return BetaTraces(tuple(names), grid, len(traces), mean, lo, hi, quantiles)
+
+
+def per_seed(bd: BaselineData) -> dict[str, dict[int, SeedResult]]:
+    out: dict[str, dict[int, SeedResult]] = {}
+    for arm, ad in bd.arms.items():
+        out[arm] = {}
+        for s in bd.seeds:
+            r = ad.runs.get(s)
+            if r is None:
+                continue
+            state = "complete" if is_complete(r) else "diverged" if is_diverged(r) else "excluded"
+            out[arm][s] = SeedResult(state, r.status,
+                                     float(r.value) if state == "complete" else None)
+    return out
+
+
+def wall_times(bd: BaselineData) -> tuple[WallTime, ...]:
+    groups = [("trial", bd.trials), ("adm_trial", bd.adm_trials)]
+    groups += [(a, list(ad.runs.values())) for a, ad in bd.arms.items()]
+    return tuple(WallTime(arm, len(runs), sum(r.wall_s for r in runs))
+                 for arm, runs in groups if runs)
+
+
+# ----------------------------------------------------------------------------------------------
+# The summary
 
 
 def analyse(results: StudyResults) -> dict[str, Any]:
-    """The summary of a study (the content of summary.json), JSON-safe (NaN → None)."""
-    return _clean(_analyse(results, collect(results)))
+    """The summary of a study as plain data (the content of summary.json; NaN → None)."""
+    return summarise(results).to_dict()
 
 
-def _analyse(results: StudyResults, data: dict[str, BaselineData]) -> dict[str, Any]:
+def summarise(results: StudyResults) -> Summary:
+    """The analysis of a study, typed: every number of summary.json, the tables and the figures."""
+    data = collect(results)
     spec = results.spec
     direction = spec.direction
-    alpha = _number(spec.alpha, 0.05)
-    margin = _number(spec.margin, 0.0)
-    summary: dict[str, Any] = {
-        "study": results.name,
-        "metric": spec.metric,
-        "direction": direction,
-        "margin": margin,
-        "alpha": alpha,
-        "fingerprint": results.fingerprint,
-        "description": spec.description,
-        "beta_free": beta_free(spec),
-        "holm_family": HOLM_FAMILY,
-        "baselines": {},
-        "version": results.version,
-        "versions": dict(results.versions),
-        "device": results.device,
-        "wall_s": results.wall_s,
-        "_spec": spec,
-    }
+    alpha, margin = float(spec.alpha), float(spec.margin)
     comparisons = {b: compare(bd, "tuned", direction, margin) for b, bd in data.items()}
 
-    # Holm across every one-sided AdM-vs-tuned test of the report (see HOLM_FAMILY)
-    flat = [p for b in data for p in (comparisons[b]["p_better"], comparisons[b]["p_worse"])]
+    # Holm across every one-sided AdM-vs-tuned test of the report (see text.HOLM_FAMILY)
+    flat = [p for c in comparisons.values() for p in (c.p_better, c.p_worse)]
     adj = stats.holm(flat, alpha)
     m = sum(not math.isnan(p) for p in flat)
     alpha_directional = alpha / max(1, m)
 
+    baselines: dict[str, BaselineSummary] = {}
     for i, (b, bd) in enumerate(data.items()):
         c = comparisons[b]
-        entry: dict[str, Any] = {}
-        for arm in bd.arms:
-            st = arm_stats(bd.arms[arm])
-            if arm != "adm":
-                st = {"beta": bd.arms[arm].beta, **st}
-            entry[arm] = st
-        for arm in CORE_ARMS:
-            if arm not in entry:
-                st = arm_stats(None)
-                entry[arm] = st if arm == "adm" else {"beta": None, **st}
-        entry["diff"] = c["diff"]
-        entry["p_better"], entry["p_worse"] = c["p_better"], c["p_worse"]
-        entry["p_better_holm"], entry["p_worse_holm"] = adj[2 * i], adj[2 * i + 1]
-        for k in ("p_wilcoxon", "p_tost", "hedges_g", "prob_improvement"):
-            entry[k] = c[k]
-        tuning = tuning_stats(bd, direction)
-        entry["trials_to_match"] = tuning["trials_to_match"]
+        arms = {arm: arm_stats(arm, ad) for arm, ad in bd.arms.items()}
+        arms.update({arm: arm_stats(arm, None) for arm in CORE_ARMS if arm not in arms})
+        p_better_holm, p_worse_holm = adj[2 * i], adj[2 * i + 1]
         decision = decide(
-            p_better_holm=entry["p_better_holm"], p_worse_holm=entry["p_worse_holm"],
-            p_tost=entry["p_tost"], alpha=alpha,
-            adm_diverged=entry["adm"]["diverged"], baseline_diverged=entry["tuned"]["diverged"],
+            p_better_holm=p_better_holm, p_worse_holm=p_worse_holm, p_tost=c.p_tost, alpha=alpha,
+            adm_diverged=arms["adm"].diverged, baseline_diverged=arms["tuned"].diverged,
         )
-        entry["verdict"] = decision.verdict
-        entry["capped_by_divergence"] = decision.capped
         seeds = None
         if decision.verdict == "inconclusive":
             allow = ("worse",) if decision.capped else ("better", "worse", "equivalent")
             seeds = stats.seeds_to_resolve(
-                c["a"], c["b"], margin=margin, alpha=alpha,
+                c.a, c.b, margin=margin, alpha=alpha,
                 alpha_directional=alpha_directional, allow=allow,
             )
-        entry["seeds_to_resolve"] = seeds
-        entry["tuning"] = tuning
-        # AdM against the other evaluation arms (β = 0.9, workload extras): descriptive, raw p
         others = {}
         for arm in bd.arms:
             if arm in ("adm", "tuned"):
                 continue
             o = compare(bd, arm, direction, margin)
-            others[arm] = {
-                "diff": o["diff"],
-                "p_two_sided": stats.paired_t_two_sided(o["a"], o["b"]),
-                "p_wilcoxon": o["p_wilcoxon"],
-                "prob_improvement": o["prob_improvement"],
-            }
-        entry["vs_other_arms"] = others
-        entry["reason"] = _reason(b, _clean(entry), summary, decision.capped)
-        order = ["verdict", "reason", "adm", "tuned", "default"]
-        order += [a for a in entry if a in bd.arms and a not in order]
-        ordered = {k: entry[k] for k in order}
-        ordered.update({k: v for k, v in entry.items() if k not in ordered})
-        summary["baselines"][b] = ordered
-    summary.pop("_spec")
-    return summary
+            others[arm] = OtherComparison(
+                arm, o.diff, _defined(stats.paired_t_two_sided(o.a, o.b)), _defined(o.p_wilcoxon),
+                _defined(o.prob_improvement),
+            )
+        tuning = tuning_stats(bd, direction)
+        entry = BaselineSummary(
+            baseline=b, verdict=decision.verdict, reason="", arms=arms,
+            eval_arms=tuple(bd.arms), seeds=tuple(bd.seeds), diff=c.diff,
+            p_better=_defined(c.p_better), p_worse=_defined(c.p_worse),
+            p_better_holm=_defined(p_better_holm), p_worse_holm=_defined(p_worse_holm),
+            p_wilcoxon=_defined(c.p_wilcoxon), p_tost=_defined(c.p_tost),
+            hedges_g=_defined(c.hedges_g), prob_improvement=_defined(c.prob_improvement),
+            trials_to_match=tuning.trials_to_match, capped_by_divergence=decision.capped,
+            seeds_to_resolve=None if seeds is None else int(seeds), tuning=tuning,
+            vs_other_arms=others, sensitivity=sensitivity(bd),
+            curves=learning_curves(bd, spec.metric), traces=beta_traces(bd),
+            per_seed=per_seed(bd), walls=wall_times(bd),
+        )
+        baselines[b] = replace(entry, reason=text.verdict_reason(entry, spec, alpha, margin))
+    return Summary(
+        study=results.name, metric=spec.metric, direction=direction, margin=margin, alpha=alpha,
+        fingerprint=results.fingerprint, description=spec.description, beta_free=spec.beta_free,
+        holm_family=text.HOLM_FAMILY, baselines=baselines, version=results.version,
+        versions=dict(results.versions), device=results.device, wall_s=results.wall_s,
+        extra_arms=tuple(extra_arms(data)),
+    )

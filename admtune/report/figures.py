@@ -1,5 +1,8 @@
 """The report's figures: seaborn/matplotlib (Agg) → SVG text, sized for an A4 page.
 
+They draw what :mod:`admtune.report.analysis` computed (bands, CIs, aligned curves) and take their
+words from :mod:`admtune.report.text`; nothing here computes a statistic.
+
 One colour per arm everywhere (Okabe–Ito, colour-blind safe): AdM vermillion, tuned β blue,
 β = 0.9 grey, workload extras from the rest of the palette; tuning trials sky blue. Each figure
 function returns a :class:`Figure`; when its data are missing it returns one with ``svg=None`` and a
@@ -10,7 +13,7 @@ from __future__ import annotations
 
 import io
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import matplotlib
@@ -25,15 +28,9 @@ import seaborn as sns  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from admtune.report import stats  # noqa: E402
-from admtune.report.analysis import (  # noqa: E402
-    BaselineData,
-    adm_name,
-    adm_qualifier,
-    baseline_name,
-    is_complete,
-    is_diverged,
-)
+from admtune.report import text  # noqa: E402
+from admtune.report.summary import BaselineSummary, CurvePanel, Summary  # noqa: E402
+from admtune.report.text import adm_name, adm_qualifier, baseline_name, metric_label  # noqa: E402
 
 OKABE_ITO = {
     "vermillion": "#D55E00", "blue": "#0072B2", "grey": "#7A7A7A", "sky": "#56B4E9",
@@ -46,13 +43,6 @@ TRIAL_COLOUR = OKABE_ITO["sky"]
 DIVERGED_COLOUR = OKABE_ITO["black"]
 
 FULL_WIDTH = 6.7  # inches: A4 minus the page margins
-UNITS = {
-    "loss": "nats", "train_loss": "nats", "val_loss": "nats", "test_loss": "nats", "nll": "nats",
-    "cross_entropy": "nats", "accuracy": "fraction", "acc": "fraction", "error": "fraction",
-    "top1": "fraction", "error_rate": "fraction", "log10_subopt": "decades, log₁₀(f − f*)",
-    "bpb": "bits/byte", "bits_per_byte": "bits/byte", "val_bpb": "bits/byte", "ppl": "perplexity",
-    "perplexity": "perplexity",
-}
 
 RC = {
     "font.family": "DejaVu Sans",
@@ -80,29 +70,6 @@ def arm_colours(extras: list[str]) -> dict[str, str]:
     return colours
 
 
-def metric_label(metric: str, split: str = "test") -> str:
-    """An axis label with units, e.g. 'test loss (nats)'."""
-    unit = UNITS.get(metric) or UNITS.get(metric.removeprefix("val_").removeprefix("test_"))
-    name = metric.replace("_", " ")
-    label = f"{split} {name}" if split else name
-    return f"{label} ({unit})" if unit else label
-
-
-def short_label(baseline: str, arm: str, beta: float | None, spec: dict) -> str:
-    """A two-line tick label for an arm."""
-    if arm == "adm":
-        return f"{adm_name(baseline)}\n({adm_qualifier(spec)})"
-    if arm == "tuned":
-        return f"tuned β\n= {beta:.3g}" if beta is not None else "tuned β"
-    if arm == "default":
-        return f"β = {beta:.3g}" if beta is not None else "β = 0.9"
-    return f"{arm.replace('_', ' ')}\n" + (f"β = {beta:.3g}" if beta is not None else "")
-
-
-def legend_label(baseline: str, arm: str, beta: float | None, spec: dict) -> str:
-    return short_label(baseline, arm, beta, spec).replace("\n", " ").replace("β\n=", "β =")
-
-
 def _svg(fig: plt.Figure) -> str:
     buf = io.StringIO()
     fig.savefig(buf, format="svg", bbox_inches="tight", pad_inches=0.03, metadata={"Date": None})
@@ -119,23 +86,20 @@ def _positive_spread(y: np.ndarray) -> bool:
 # Overview: AdM's advantage per baseline, with the equivalence margin
 
 
-def forest(summary: dict[str, Any], colours: dict[str, str]) -> Figure:
-    bl = summary["baselines"]
+def forest(summary: Summary, colours: dict[str, str]) -> Figure:
     rows = []
-    for b, e in bl.items():
-        rows.append((b, "tuned", e["diff"], e["verdict"]))
-        d = e.get("vs_other_arms", {}).get("default")
+    for b, e in summary.baselines.items():
+        rows.append((b, "tuned", e.diff, e.verdict))
+        d = e.vs_other_arms.get("default")
         if d is not None:
-            rows.append((b, "default", d["diff"], None))
-    usable = [r for r in rows if r[2]["mean"] is not None]
-    caption = (f"AdM's advantage Δ in test {summary['metric']} (mean paired difference over seeds, "
-               f"positive = AdM better) with its 95 % bootstrap CI, against the tuned β (filled) and "
-               f"β = 0.9 (open). Shaded: the equivalence margin ±δ = ±{summary['margin']:g}.")
+            rows.append((b, "default", d.diff, None))
+    usable = [r for r in rows if r[2].mean is not None]
+    caption = text.forest_caption(summary.metric, summary.margin)
     if not usable:
-        return Figure(None, caption, "No complete AdM / baseline pairs: nothing to plot.")
+        return Figure(None, caption, text.NO_PAIRS)
     with matplotlib.rc_context(RC), sns.axes_style("ticks"):
         fig, ax = plt.subplots(figsize=(FULL_WIDTH, 0.55 + 0.36 * len(rows)), layout="constrained")
-        margin = summary["margin"]
+        margin = summary.margin
         ax.axvspan(-margin, margin, color="#E8E8E8", zorder=0, lw=0)
         ax.axvline(0, color="#555555", lw=0.8, zorder=1)
         labels = []
@@ -143,13 +107,13 @@ def forest(summary: dict[str, Any], colours: dict[str, str]) -> Figure:
             y = len(rows) - 1 - i
             vs = "tuned β" if arm == "tuned" else "β = 0.9"
             labels.append((y, f"{adm_name(b)} vs {baseline_name(b)} {vs}"))
-            if d["mean"] is None:
+            if d.mean is None:
                 continue
-            lo, hi = d["ci"]
+            lo, hi = d.ci
             c = colours[arm]
             if lo is not None and hi is not None:
                 ax.plot([lo, hi], [y, y], color=c, lw=1.6, solid_capstyle="butt", zorder=2)
-            ax.plot([d["mean"]], [y], "o", ms=6, color=c, mfc=c if arm == "tuned" else "white",
+            ax.plot([d.mean], [y], "o", ms=6, color=c, mfc=c if arm == "tuned" else "white",
                     mew=1.4, zorder=3)
             if verdict:
                 ax.annotate(verdict, xy=(1.0, y), xycoords=("axes fraction", "data"),
@@ -157,11 +121,11 @@ def forest(summary: dict[str, Any], colours: dict[str, str]) -> Figure:
                             fontweight="bold", annotation_clip=False)
         ax.set_yticks([y for y, _ in labels], [t for _, t in labels])
         ax.set_ylim(-0.6, len(rows) - 0.4)
-        ax.set_xlabel(f"Δ, AdM better by: {metric_label(summary['metric'], 'test')}")
+        ax.set_xlabel(f"Δ, AdM better by: {metric_label(summary.metric, 'test')}")
         ax.grid(axis="x", color="#E3E3E3", lw=0.5)
         sns.despine(ax=ax, left=True)
         ax.tick_params(axis="y", length=0)
-        xs = [v for r in usable for v in [r[2]["mean"], *r[2]["ci"]] if v is not None]
+        xs = [v for r in usable for v in [r[2].mean, *r[2].ci] if v is not None]
         span = max(max(abs(v) for v in xs), margin) * 1.15 or 1.0
         ax.set_xlim(-span, span)
         return Figure(_svg(fig), caption)
@@ -171,44 +135,34 @@ def forest(summary: dict[str, Any], colours: dict[str, str]) -> Figure:
 # β-sensitivity
 
 
-def beta_sensitivity(
-    bd: BaselineData, entry: dict[str, Any], summary: dict[str, Any], spec: dict[str, Any],
-    colours: dict[str, str],
-) -> Figure:
-    b = bd.baseline
-    metric = summary["metric"]
-    minimize = summary["direction"] == "minimize"
-    trials = [r for r in bd.trials if r.beta is not None and r.status != "failed"]
-    caption = (f"β-sensitivity of {baseline_name(b)}: every tuning trial's validation {metric} "
-               f"against 1 − β (log scale; β on the top axis). Band: {adm_name(b)}'s "
-               f"validation mean with 95 % CI over its evaluation seeds. One look tells how "
-               f"much tuning AdM replaces.")
-    if spec.tune.lr:
-        caption += " Trials also tuned the learning rate, so points mix learning rates."
+def beta_sensitivity(entry: BaselineSummary, summary: Summary, colours: dict[str, str]) -> Figure:
+    b = entry.baseline
+    metric = summary.metric
+    minimize = summary.direction == "minimize"
+    sens = entry.sensitivity
+    trials = sens.trials
+    caption = text.sensitivity_caption(b, metric, summary.beta_free)
     if not trials:
-        return Figure(None, caption, "No tuning trials recorded for this baseline.")
-    q = np.array([max(1.0 - float(r.beta), 1e-6) for r in trials])
-    v = np.array([float(r.value) if r.value is not None else np.nan for r in trials])
-    status = np.array(["diverged" if is_diverged(r) else r.status for r in trials])
+        return Figure(None, caption, text.NO_TRIALS)
+    q = np.array([max(1.0 - t.beta, 1e-6) for t in trials])
+    v = np.array([t.value if t.value is not None else np.nan for t in trials])
+    status = np.array([t.state for t in trials])
     ok = (status == "complete") & np.isfinite(v)
     pruned = (status == "pruned") & np.isfinite(v)
     div = (status == "diverged") | ((status == "complete") & ~np.isfinite(v))
 
-    adm = bd.arms.get("adm")
-    adm_val = adm.values(sorted(adm.runs), "val_value") if adm is not None else np.array([])
-    adm_mean, _ = stats.mean_std(adm_val)
-    lo, hi = stats.bootstrap_ci(adm_val)
+    adm_mean = sens.adm_val_mean
+    lo, hi = sens.adm_val_ci
     with matplotlib.rc_context(RC), sns.axes_style("ticks", {"axes.grid": True}):
         fig, ax = plt.subplots(figsize=(FULL_WIDTH, 2.9), layout="constrained")
         handles = []
-        if math.isfinite(adm_mean):
-            if math.isfinite(lo) and math.isfinite(hi):
+        if adm_mean is not None:
+            if lo is not None and hi is not None:
                 ax.axhspan(lo, hi, color=colours["adm"], alpha=0.18, lw=0, zorder=1)
             ax.axhline(adm_mean, color=colours["adm"], lw=1.5, zorder=2)
-            n_adm = int(np.isfinite(adm_val).sum())
             handles.append((Patch(facecolor=colours["adm"], alpha=0.35, edgecolor=colours["adm"]),
-                            f"{adm_name(b)} ({adm_qualifier(spec)}): mean ± 95 % CI, "
-                            f"{n_adm} seeds"))
+                            f"{adm_name(b)} ({adm_qualifier(summary.beta_free)}): mean ± 95 % CI, "
+                            f"{sens.adm_val_n} seeds"))
         df = pd.DataFrame({"q": q[ok], "v": v[ok]})
         sns.scatterplot(data=df, x="q", y="v", ax=ax, color=TRIAL_COLOUR, edgecolor="#1F4E79",
                         linewidth=0.5, s=26, zorder=4, legend=False)
@@ -220,7 +174,7 @@ def beta_sensitivity(
             handles.append((Line2D([], [], ls="", marker="o", mfc="white", mec=TRIAL_COLOUR),
                             f"trial, pruned ({int(pruned.sum())}; last value)"))
         finite = v[np.isfinite(v)]
-        if adm_mean is not None and math.isfinite(adm_mean):
+        if adm_mean is not None:
             finite = np.r_[finite, adm_mean]
         log_y = _positive_spread(finite)
         if log_y:
@@ -247,7 +201,7 @@ def beta_sensitivity(
                             f"trial, diverged ({int(div.sum())})"))
         ax.axvline(0.1, color=colours["default"], ls="--", lw=1.0, zorder=2)
         handles.append((Line2D([], [], color=colours["default"], ls="--", lw=1.0), "β = 0.9"))
-        tuned_beta = entry["tuned"].get("beta")
+        tuned_beta = entry.tuned.beta
         if tuned_beta is not None:
             ax.axvline(max(1 - tuned_beta, 1e-6), color=colours["tuned"], ls="-.", lw=1.1, zorder=2)
             handles.append((Line2D([], [], color=colours["tuned"], ls="-.", lw=1.1),
@@ -272,59 +226,20 @@ def beta_sensitivity(
 # Learning curves
 
 
-def _curve_key(curve: dict[str, list]) -> str | None:
-    if not curve or not curve.get("step"):
-        return None
-    if "train_loss" in curve:
-        return "train_loss"
-    keys = [k for k in curve if k != "step"]
-    return keys[0] if keys else None
-
-
-def _aligned(curves: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    """Curves interpolated onto the grid of the longest one (NaN outside each run's range)."""
-    grid = max(curves, key=lambda c: (c[0][-1] if c[0].size else 0, c[0].size))[0]
-    rows = []
-    for x, y in curves:
-        ok = np.isfinite(y)
-        row = np.full(grid.size, np.nan)
-        if ok.sum() >= 1:
-            inside = (grid >= x[ok].min()) & (grid <= x[ok].max())
-            row[inside] = np.interp(grid[inside], x[ok], y[ok])
-        rows.append(row)
-    return grid, np.vstack(rows)
-
-
-def _panel_curves(ax, bd: BaselineData, colours, spec, kind: str) -> tuple[list, bool]:
-    """Draw one panel (kind 'train' or 'val'); returns (drawn series, any positive-spread data)."""
+def _panel_curves(ax, panel: CurvePanel, colours: dict[str, str]) -> list:
+    """Draw one panel; returns the drawn bands (for the inset)."""
     series = []
-    allv = []
-    for arm, ad in bd.arms.items():
-        complete, diverged = [], []
-        for r in ad.runs.values():
-            c = r.curve if kind == "train" else r.val_curve
-            key = _curve_key(c) if kind == "train" else ("value" if c and c.get("step") else None)
-            if key is None or not c.get(key):
-                continue
-            x = np.asarray(c["step"], dtype=float)
-            y = np.asarray(c[key], dtype=float)
-            if x.size != y.size or x.size == 0:
-                continue
-            (complete if is_complete(r) else diverged if is_diverged(r) else []).append((x, y))
-        colour = colours.get(arm, OKABE_ITO["black"])
-        for x, y in diverged:
+    for ac in panel.arms:
+        colour = colours.get(ac.arm, OKABE_ITO["black"])
+        for x, y in ac.diverged:
             ax.plot(x, y, color=colour, lw=0.7, ls=":", alpha=0.9, zorder=2)
-            allv.append(y)
-        if not complete:
+        band = ac.band
+        if band is None:
             continue
-        grid, ys = _aligned(complete)
-        allv.append(ys.ravel())
-        mean, lo, hi = stats.bootstrap_band(ys)
-        ax.fill_between(grid, lo, hi, color=colour, alpha=0.2, lw=0, zorder=2)
-        sns.lineplot(x=grid, y=mean, ax=ax, color=colour, lw=1.3, zorder=3, legend=False)
-        series.append((grid, mean, lo, hi, colour))
-    values = np.concatenate(allv) if allv else np.array([])
-    return series, _positive_spread(values)
+        ax.fill_between(band.step, band.lo, band.hi, color=colour, alpha=0.2, lw=0, zorder=2)
+        sns.lineplot(x=band.step, y=band.mean, ax=ax, color=colour, lw=1.3, zorder=3, legend=False)
+        series.append((band.step, band.mean, band.lo, band.hi, colour))
+    return series
 
 
 def _zoom(ax, series: list, log_y: bool) -> None:
@@ -378,45 +293,36 @@ def _zoom(ax, series: list, log_y: bool) -> None:
     ax.indicate_inset_zoom(ins, edgecolor="#888888", alpha=0.9, lw=0.6)
 
 
-def learning_curves(
-    bd: BaselineData, entry: dict[str, Any], summary: dict[str, Any], spec: dict[str, Any],
-    colours: dict[str, str],
-) -> Figure:
-    b = bd.baseline
-    metric = summary["metric"]
-    caption = (f"Learning curves on {baseline_name(b)}'s evaluation seeds: mean over seeds with a "
-               f"95 % bootstrap band, per arm; insets zoom on the last 40 % of training. Dotted: "
-               f"diverged runs, up to where they stopped.")
-    has_train = any(_curve_key(r.curve) for a in bd.arms.values() for r in a.runs.values())
-    has_val = any(r.val_curve and r.val_curve.get("step") for a in bd.arms.values()
-                  for r in a.runs.values())
-    if not has_train and not has_val:
-        return Figure(None, caption, "No learning curves were recorded for these runs.")
-    panels = [k for k, ok in (("train", has_train), ("val", has_val)) if ok]
+def learning_curves(entry: BaselineSummary, summary: Summary, colours: dict[str, str]) -> Figure:
+    b = entry.baseline
+    metric = summary.metric
+    caption = text.curves_caption(b)
+    if not entry.curves:
+        return Figure(None, caption, text.NO_CURVES)
     with matplotlib.rc_context(RC), sns.axes_style("ticks", {"axes.grid": True}):
-        fig, axes = plt.subplots(1, len(panels), figsize=(FULL_WIDTH, 2.55), layout="constrained",
-                                 squeeze=False)
-        for ax, kind in zip(axes[0], panels, strict=True):
-            series, log_y = _panel_curves(ax, bd, colours, spec, kind)
+        fig, axes = plt.subplots(1, len(entry.curves), figsize=(FULL_WIDTH, 2.55),
+                                 layout="constrained", squeeze=False)
+        for ax, panel in zip(axes[0], entry.curves, strict=True):
+            series = _panel_curves(ax, panel, colours)
+            lo, hi = panel.value_range
+            log_y = lo is not None and lo > 0 and hi / lo > 20
             if log_y:
                 ax.set_yscale("log")
             _zoom(ax, series, log_y)
             ax.set_xlabel("training step (optimizer steps)")
-            if kind == "train":
-                key = next(_curve_key(r.curve) for a in bd.arms.values() for r in a.runs.values()
-                           if _curve_key(r.curve))
-                ax.set_ylabel(metric_label(key, ""))
+            if panel.kind == "train":
+                ax.set_ylabel(metric_label(panel.key, ""))
                 ax.set_title("Training loss", loc="left")
             else:
                 ax.set_ylabel(metric_label(metric, "validation"))
                 ax.set_title(f"Validation {metric.replace('_', ' ')}", loc="left")
         handles = []
-        for arm, ad in bd.arms.items():
-            n = sum(is_complete(r) for r in ad.runs.values())
-            nd = sum(is_diverged(r) for r in ad.runs.values())
-            extra = f", {nd} diverged" if nd else ""
+        for arm in entry.eval_arms:
+            st = entry.arms[arm]
+            extra = f", {st.diverged} diverged" if st.diverged else ""
             handles.append((Line2D([], [], color=colours.get(arm, "black"), lw=1.6),
-                            f"{legend_label(b, arm, ad.beta, spec)} (n = {n}{extra})"))
+                            f"{text.legend_label(b, arm, st.beta, summary.beta_free)} "
+                            f"(n = {st.n}{extra})"))
         fig.legend([h for h, _ in handles], [t for _, t in handles], loc="outside lower center",
                    ncol=min(len(handles), 4), handlelength=1.8)
         return Figure(_svg(fig), caption)
@@ -425,56 +331,18 @@ def learning_curves(
 # ----------------------------------------------------------------------------------------------
 # AdM's β_t
 
-
-def _traces(bd: BaselineData) -> tuple[list[str], np.ndarray, np.ndarray] | None:
-    """(names, steps, values[seed, step, tensor]) of AdM's β traces, aligned; None if none usable."""
-    adm = bd.arms.get("adm")
-    if adm is None:
-        return None
-    traces = []
-    for r in adm.runs.values():
-        t = r.beta_trace
-        if not t or not t.get("step") or not t.get("values"):
-            continue
-        x = np.asarray(t["step"], dtype=float)
-        y = np.asarray(t["values"], dtype=float)
-        if y.ndim == 1:
-            y = y[:, None]
-        if y.shape[0] != x.size:
-            continue
-        names = list(t.get("names") or [f"β{i}" for i in range(y.shape[1])])
-        if len(names) != y.shape[1]:
-            names = [f"β{i}" for i in range(y.shape[1])]
-        traces.append((names, x, y))
-    if not traces:
-        return None
-    names = max(traces, key=lambda t: t[2].shape[1])[0]
-    traces = [t for t in traces if t[0] == names]
-    grid = max(traces, key=lambda t: (t[1][-1], t[1].size))[1]  # the longest run's steps
-    out = np.full((len(traces), grid.size, len(names)), np.nan)
-    for s, (_, x, y) in enumerate(traces):
-        for j in range(len(names)):
-            ok = np.isfinite(y[:, j])
-            if ok.sum() >= 1:
-                inside = (grid >= x[ok].min()) & (grid <= x[ok].max())
-                out[s, inside, j] = np.interp(grid[inside], x[ok], y[ok, j])
-    return names, grid, out
+HEATMAP_ABOVE = 6  # tensors: more than this many lines would be unreadable, a heatmap is not
 
 
-def beta_traces(
-    bd: BaselineData, entry: dict[str, Any], summary: dict[str, Any], spec: dict[str, Any],
-    colours: dict[str, str],
-) -> Figure:
-    b = bd.baseline
-    caption = f"{adm_name(b)}'s adaptive βₜ over training, on its evaluation seeds."
-    got = _traces(bd)
-    if got is None:
-        return Figure(None, caption, "No βₜ traces were recorded for AdM's runs.")
-    names, grid, vals = got
-    seeds, k = vals.shape[0], len(names)
-    with np.errstate(all="ignore"):
-        mean_seed = np.nanmean(vals, axis=0)  # step × tensor
-    tuned_beta = entry["tuned"].get("beta")
+def beta_traces(entry: BaselineSummary, summary: Summary, colours: dict[str, str]) -> Figure:
+    b = entry.baseline
+    tr = entry.traces
+    if tr is None:
+        return Figure(None, text.traces_caption(b), text.NO_TRACES)
+    names, grid, mean_seed = tr.names, tr.step, tr.mean
+    k = len(names)
+    caption = text.traces_caption(b, k, tr.seeds, heatmap=k > HEATMAP_ABOVE)
+    tuned_beta = entry.tuned.beta
 
     def refs(ax):
         ax.axhline(0.9, color=colours["default"], ls="--", lw=1.0, zorder=1)
@@ -487,15 +355,13 @@ def beta_traces(
         ref_handles.append((Line2D([], [], color=colours["tuned"], ls="-."),
                             f"tuned β = {tuned_beta:.3g}"))
     with matplotlib.rc_context(RC), sns.axes_style("ticks", {"axes.grid": True}):
-        if k <= 6:
+        if k <= HEATMAP_ABOVE:
             fig, ax = plt.subplots(figsize=(FULL_WIDTH, 2.4), layout="constrained")
             palette = ([colours["adm"]] if k == 1 else
                        sns.color_palette("rocket", n_colors=k + 1)[:k])
             handles = []
             for j in range(k):
-                with np.errstate(all="ignore"):
-                    lo, hi = np.nanmin(vals[:, :, j], axis=0), np.nanmax(vals[:, :, j], axis=0)
-                ax.fill_between(grid, lo, hi, color=palette[j], alpha=0.18, lw=0)
+                ax.fill_between(grid, tr.lo[:, j], tr.hi[:, j], color=palette[j], alpha=0.18, lw=0)
                 sns.lineplot(x=grid, y=mean_seed[:, j], ax=ax, color=palette[j], lw=1.1,
                              legend=False)
                 handles.append((Line2D([], [], color=palette[j]),
@@ -506,15 +372,12 @@ def beta_traces(
             handles += ref_handles
             ax.legend([h for h, _ in handles], [t for _, t in handles], loc="upper left",
                       bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
-            caption += (" Line: mean over seeds; band: range over seeds"
-                        + (" (one β per parameter group)." if k == 1 else ", per tensor."))
         else:
             fig, (ax, hm) = plt.subplots(
                 2, 1, figsize=(FULL_WIDTH, 2.2 + min(0.09 * k, 3.2)), layout="constrained",
                 sharex=True, height_ratios=[1.0, 0.9 + min(0.05 * k, 1.8)],
             )
-            with np.errstate(all="ignore"):
-                q = np.nanpercentile(mean_seed, [5, 25, 50, 75, 95], axis=1)
+            q = tr.quantiles
             c = colours["adm"]
             ax.fill_between(grid, q[0], q[4], color=c, alpha=0.13, lw=0)
             ax.fill_between(grid, q[1], q[3], color=c, alpha=0.3, lw=0)
@@ -544,10 +407,6 @@ def beta_traces(
             cb.ax.set_title(r"$\beta_t$", fontsize=7, pad=3)
             cb.ax.tick_params(labelsize=6)
             cb.outline.set_linewidth(0.5)
-            caption += (f" Top: distribution over the {k} parameter tensors of the seed-mean βₜ; "
-                        f"bottom: every tensor's βₜ (mean over seeds).")
-        if seeds:
-            caption += f" {seeds} seed(s)."
         return Figure(_svg(fig), caption)
 
 
@@ -555,31 +414,20 @@ def beta_traces(
 # Per-seed values
 
 
-def per_seed(
-    bd: BaselineData, entry: dict[str, Any], summary: dict[str, Any], spec: dict[str, Any],
-    colours: dict[str, str],
-) -> Figure:
-    b = bd.baseline
-    metric = summary["metric"]
-    minimize = summary["direction"] == "minimize"
-    caption = (f"Test {metric} of every evaluation run, per arm; grey lines join the runs of one "
-               f"seed (the pairing). Bar: mean with 95 % bootstrap CI over complete runs. "
-               f"Diverged runs are drawn in the strip at the {'top' if minimize else 'bottom'} "
-               f"(the worst outcome).")
-    arms = list(bd.arms)
-    seeds = bd.seeds
+def per_seed(entry: BaselineSummary, summary: Summary, colours: dict[str, str]) -> Figure:
+    b = entry.baseline
+    metric = summary.metric
+    minimize = summary.direction == "minimize"
+    caption = text.per_seed_caption(metric, minimize)
+    arms = list(entry.eval_arms)
+    seeds = entry.seeds
     if not arms or not seeds:
-        return Figure(None, caption, "No evaluation runs.")
+        return Figure(None, caption, text.NO_EVAL_RUNS)
     rows = []
     for i, arm in enumerate(arms):
-        ad = bd.arms[arm]
-        for s in seeds:
-            r = ad.runs.get(s)
-            if r is None:
-                continue
-            state = "complete" if is_complete(r) else "diverged" if is_diverged(r) else "excluded"
-            rows.append({"arm": arm, "x": i, "seed": s, "state": state,
-                         "value": float(r.value) if state == "complete" else np.nan})
+        for s, r in entry.per_seed[arm].items():
+            rows.append({"arm": arm, "x": i, "seed": s, "state": r.state,
+                         "value": r.value if r.state == "complete" else np.nan})
     df = pd.DataFrame(rows)
     finite = df.loc[df.state == "complete", "value"].to_numpy()
     if finite.size == 0:
@@ -610,18 +458,19 @@ def per_seed(
                         xytext=(2, 0), textcoords="offset points", fontsize=6.5, va="center",
                         color="#444444", annotation_clip=False)
         for i, arm in enumerate(arms):
-            e = entry.get(arm) or {}
-            if e.get("mean") is None:
+            st = entry.arms[arm]
+            if st.mean is None:
                 continue
-            lo, hi = e.get("ci") or [None, None]
+            lo, hi = st.ci
             x = i + 0.24
             if lo is not None and hi is not None:
                 ax.plot([x, x], [lo, hi], color=colours.get(arm, "black"), lw=2.2,
                         solid_capstyle="butt", zorder=2)
-            ax.plot([x - 0.07, x + 0.07], [e["mean"], e["mean"]], color=colours.get(arm, "black"),
+            ax.plot([x - 0.07, x + 0.07], [st.mean, st.mean], color=colours.get(arm, "black"),
                     lw=1.6, zorder=2)
         ax.set_xticks(range(len(arms)),
-                      [short_label(b, a, bd.arms[a].beta, spec) for a in arms])
+                      [text.short_label(b, a, entry.arms[a].beta, summary.beta_free)
+                       for a in arms])
         for tick, arm in zip(ax.get_xticklabels(), arms, strict=True):
             tick.set_color(colours.get(arm, "black"))
         ax.set_xlim(-0.5, len(arms) - 0.3)
@@ -639,20 +488,17 @@ def _draw(fn_name: str, args: tuple) -> Any:
     return globals()[fn_name](*args)
 
 
-def all_figures(
-    data: dict[str, BaselineData], summary: dict[str, Any], spec: dict[str, Any],
-    extras: list[str],
-) -> dict[str, Any]:
+def all_figures(summary: Summary) -> dict[str, Any]:
     """Every figure of the report. Figures are independent, so on a machine with several cores they
     are drawn in forked worker processes (matplotlib spends its time laying out text, in Python)."""
-    colours = arm_colours(extras)
+    colours = arm_colours(list(summary.extra_arms))
+    head = replace(summary, baselines={})  # what a baseline's figures need of the rest: little
     jobs: list[tuple[tuple[str, ...], str, tuple]] = [(("forest",), "forest", (summary, colours))]
-    for b, bd in data.items():
-        entry = summary["baselines"][b]
+    for b, entry in summary.baselines.items():
         for name, fn_name in _PER_BASELINE:
-            jobs.append((("baselines", b, name), fn_name, (bd, entry, summary, spec, colours)))
+            jobs.append((("baselines", b, name), fn_name, (entry, head, colours)))
     results = _run_jobs(jobs)
-    out: dict[str, Any] = {"baselines": {b: {} for b in data}}
+    out: dict[str, Any] = {"baselines": {b: {} for b in summary.baselines}}
     for (path, _, _), value in zip(jobs, results, strict=True):
         if path == ("forest",):
             out["forest"] = value

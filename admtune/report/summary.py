@@ -1,0 +1,258 @@
+"""The typed result of a study's analysis: every number a table, a figure or summary.json needs.
+
+Built by :func:`admtune.report.analysis.summarise`; read by the text, the figures and the HTML.
+A statistic that is undefined (too few runs, no spread) is ``None`` here, as it is null in
+summary.json; only the arrays drawn by the figures keep NaN (a gap in a curve).
+
+:meth:`Summary.to_dict` is the content of summary.json: its keys and their order are a contract
+(``admtune check`` reads it, the committed examples are compared byte for byte).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from admtune.util import json_safe
+
+CORE_ARMS = ("adm", "tuned", "default")
+
+Interval = tuple[float | None, float | None]
+
+
+@dataclass(frozen=True)
+class ArmStats:
+    """One evaluation arm over its seeds: mean, std and bootstrap CI of the complete runs."""
+
+    arm: str
+    beta: float | None             # None for AdM (adaptive) and for an arm that did not run
+    mean: float | None
+    std: float | None
+    ci: Interval
+    n: int                         # complete runs
+    diverged: int
+    excluded: int                  # failed or pruned
+    wall_s: float = 0.0            # sum over the arm's runs (the report's table, not summary.json)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {} if self.arm == "adm" else {"beta": self.beta}
+        out.update(mean=self.mean, std=self.std, ci=list(self.ci), n=self.n,
+                   diverged=self.diverged, excluded=self.excluded)
+        return out
+
+
+@dataclass(frozen=True)
+class Difference:
+    """AdM − other on the seeds where both completed, oriented: positive = AdM better."""
+
+    mean: float | None
+    ci: Interval
+    n: int                         # complete pairs
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"mean": self.mean, "ci": list(self.ci), "n": self.n}
+
+
+@dataclass(frozen=True)
+class OtherComparison:
+    """AdM against an arm other than the tuned β (β = 0.9, workload extras): descriptive, raw p."""
+
+    arm: str
+    diff: Difference
+    p_two_sided: float | None
+    p_wilcoxon: float | None
+    prob_improvement: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"diff": self.diff.to_dict(), "p_two_sided": self.p_two_sided,
+                "p_wilcoxon": self.p_wilcoxon, "prob_improvement": self.prob_improvement}
+
+
+@dataclass(frozen=True)
+class TuningStats:
+    """The baseline's β search and the trial at which it first reached AdM's validation mean."""
+
+    trials: int                    # counted: complete, pruned and diverged
+    complete: int
+    pruned: int
+    diverged: int
+    failed: int                    # retried, not counted
+    best_value: float | None
+    best_beta: float | None
+    adm_val_mean: float | None
+    trials_to_match: int | None
+    adm_trials: int                # AdM's own learning-rate trials (tune.lr)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"trials": self.trials, "complete": self.complete, "pruned": self.pruned,
+                "diverged": self.diverged, "failed": self.failed, "best_value": self.best_value,
+                "best_beta": self.best_beta, "adm_val_mean": self.adm_val_mean,
+                "trials_to_match": self.trials_to_match, "adm_trials": self.adm_trials}
+
+
+@dataclass(frozen=True)
+class TrialPoint:
+    """One tuning trial of the β-sensitivity figure."""
+
+    beta: float
+    value: float | None            # validation value (the last one reported when pruned)
+    state: str                     # complete | pruned | diverged
+
+
+@dataclass(frozen=True)
+class Sensitivity:
+    """The β-sensitivity figure: the trials (failed ones left out) and AdM's validation band."""
+
+    trials: tuple[TrialPoint, ...]
+    adm_val_mean: float | None
+    adm_val_ci: Interval
+    adm_val_n: int
+
+
+@dataclass(frozen=True)
+class CurveBand:
+    """Mean over seeds and 95 % percentile-bootstrap band of one arm's complete curves, on the
+    steps of its longest run (NaN where too few runs reach a step)."""
+
+    step: Any                      # numpy arrays, all of one length
+    mean: Any
+    lo: Any
+    hi: Any
+
+
+@dataclass(frozen=True)
+class ArmCurves:
+    arm: str
+    band: CurveBand | None         # None when no complete run recorded this curve
+    diverged: tuple[tuple[Any, Any], ...]  # (steps, values) of each diverged run, as recorded
+
+
+@dataclass(frozen=True)
+class CurvePanel:
+    """One panel of the learning-curve figure: the training loss or the validation metric."""
+
+    kind: str                      # "train" | "val"
+    key: str                       # the curve's name (train_loss, ...) or the study's metric
+    arms: tuple[ArmCurves, ...]
+    value_range: Interval          # finite (min, max) over every value drawn; None, None if none
+
+
+@dataclass(frozen=True)
+class BetaTraces:
+    """AdM's β_t over training, on the steps of its longest run."""
+
+    names: tuple[str, ...]         # one per tensor or parameter group
+    step: Any                      # (steps,)
+    seeds: int
+    mean: Any                      # (steps, tensors): mean over seeds
+    lo: Any                        # (steps, tensors): range over seeds
+    hi: Any
+    quantiles: Any                 # (5, steps): 5, 25, 50, 75, 95 % over tensors of ``mean``
+
+
+@dataclass(frozen=True)
+class SeedResult:
+    """One evaluation run as the per-seed figure and table show it."""
+
+    state: str                     # complete | diverged | excluded
+    status: str                    # the run's own status (failed, pruned, ...)
+    value: float | None            # the test value of a complete run
+
+
+@dataclass(frozen=True)
+class WallTime:
+    arm: str                       # an evaluation arm, "trial" or "adm_trial"
+    runs: int
+    total_s: float
+
+
+@dataclass(frozen=True)
+class BaselineSummary:
+    """AdM against one baseline: every arm, the tests, the verdict, and the figures' data."""
+
+    baseline: str
+    verdict: str
+    reason: str
+    arms: dict[str, ArmStats]      # every arm that ran (display order), then missing core arms
+    eval_arms: tuple[str, ...]     # the arms that ran, display order
+    seeds: tuple[int, ...]
+    diff: Difference               # against the tuned β
+    p_better: float | None
+    p_worse: float | None
+    p_better_holm: float | None
+    p_worse_holm: float | None
+    p_wilcoxon: float | None
+    p_tost: float | None
+    hedges_g: float | None
+    prob_improvement: float | None
+    trials_to_match: int | None
+    capped_by_divergence: bool
+    seeds_to_resolve: int | None
+    tuning: TuningStats
+    vs_other_arms: dict[str, OtherComparison]
+    sensitivity: Sensitivity
+    curves: tuple[CurvePanel, ...]
+    traces: BetaTraces | None
+    per_seed: dict[str, dict[int, SeedResult]]  # arm → seed → run
+    walls: tuple[WallTime, ...]
+
+    @property
+    def adm(self) -> ArmStats:
+        return self.arms["adm"]
+
+    @property
+    def tuned(self) -> ArmStats:
+        return self.arms["tuned"]
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"verdict": self.verdict, "reason": self.reason}
+        out.update({a: self.arms[a].to_dict() for a in CORE_ARMS})
+        out.update({a: s.to_dict() for a, s in self.arms.items() if a not in CORE_ARMS})
+        out.update(
+            diff=self.diff.to_dict(), p_better=self.p_better, p_worse=self.p_worse,
+            p_better_holm=self.p_better_holm, p_worse_holm=self.p_worse_holm,
+            p_wilcoxon=self.p_wilcoxon, p_tost=self.p_tost, hedges_g=self.hedges_g,
+            prob_improvement=self.prob_improvement, trials_to_match=self.trials_to_match,
+            capped_by_divergence=self.capped_by_divergence,
+            seeds_to_resolve=self.seeds_to_resolve, tuning=self.tuning.to_dict(),
+            vs_other_arms={a: o.to_dict() for a, o in self.vs_other_arms.items()},
+        )
+        return out
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The analysis of a study."""
+
+    study: str
+    metric: str
+    direction: str
+    margin: float
+    alpha: float
+    fingerprint: str
+    description: str
+    beta_free: bool
+    holm_family: str
+    baselines: dict[str, BaselineSummary]
+    version: str
+    versions: dict[str, str]
+    device: str | None
+    wall_s: float | None
+    extra_arms: tuple[str, ...] = field(default=())  # beyond adm / tuned / default, all baselines
+
+    def to_dict(self) -> dict[str, Any]:
+        """The content of summary.json (plain JSON data)."""
+        return json_safe({
+            "study": self.study, "metric": self.metric, "direction": self.direction,
+            "margin": self.margin, "alpha": self.alpha, "fingerprint": self.fingerprint,
+            "description": self.description, "beta_free": self.beta_free,
+            "holm_family": self.holm_family,
+            "baselines": {b: e.to_dict() for b, e in self.baselines.items()},
+            "version": self.version, "versions": dict(self.versions), "device": self.device,
+            "wall_s": self.wall_s,
+        })
+
+    def to_json(self) -> str:
+        """summary.json's text."""
+        return json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"

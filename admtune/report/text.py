@@ -1,0 +1,346 @@
+"""Every word and number format of the report: arm names, units, number formats, the verdict's
+reason paragraph, the tuning sentence and the figure captions. Tables, figures and summary.json
+take their words from here so that an arm is named, and a number written, the same everywhere.
+
+Light on purpose (no scipy, statsmodels, matplotlib or pandas): the command line prints verdict
+tables with it, and a test keeps it that way.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from admtune import families
+
+if TYPE_CHECKING:
+    from admtune.report.summary import BaselineSummary
+    from admtune.study.spec import StudySpec
+
+# Accuracy is in percent in every workload (admtune.workloads._common.classification_metrics).
+UNITS = {
+    "loss": "nats", "train_loss": "nats", "val_loss": "nats", "test_loss": "nats", "nll": "nats",
+    "cross_entropy": "nats", "accuracy": "%", "acc": "fraction", "error": "fraction",
+    "top1": "fraction", "error_rate": "fraction", "log10_subopt": "decades, log₁₀(f − f*)",
+    "bpb": "bits/byte", "bits_per_byte": "bits/byte", "val_bpb": "bits/byte", "ppl": "perplexity",
+    "perplexity": "perplexity",
+}
+
+
+# ----------------------------------------------------------------------------------------------
+# Names
+
+
+def baseline_name(baseline: str) -> str:
+    return families.display(baseline)
+
+
+def adm_name(baseline: str) -> str:
+    return f"AdM-{baseline_name(baseline)}"
+
+
+def adm_qualifier(beta_free: bool) -> str:
+    return "β-free" if beta_free else "untuned"
+
+
+def arm_label(baseline: str, arm: str, beta: float | None = None, beta_free: bool = False) -> str:
+    """Human name of an evaluation arm, e.g. 'AdM-SGD (untuned)', 'SGD, tuned β = 0.873'."""
+    b = baseline_name(baseline)
+    if arm == "adm":
+        return f"{adm_name(baseline)} ({adm_qualifier(beta_free)})"
+    if arm == "tuned":
+        return f"{b}, tuned β = {beta:.3g}" if beta is not None else f"{b}, tuned β"
+    if arm == "default":
+        return f"{b}, β = {beta:.3g}" if beta is not None else f"{b}, β = 0.9"
+    extra = arm.replace("_", " ")
+    return f"{b}, {extra} (β = {beta:.3g})" if beta is not None else f"{b}, {extra}"
+
+
+def short_label(baseline: str, arm: str, beta: float | None, beta_free: bool) -> str:
+    """A two-line tick label for an arm."""
+    if arm == "adm":
+        return f"{adm_name(baseline)}\n({adm_qualifier(beta_free)})"
+    if arm == "tuned":
+        return f"tuned β\n= {beta:.3g}" if beta is not None else "tuned β"
+    if arm == "default":
+        return f"β = {beta:.3g}" if beta is not None else "β = 0.9"
+    return f"{arm.replace('_', ' ')}\n" + (f"β = {beta:.3g}" if beta is not None else "")
+
+
+def legend_label(baseline: str, arm: str, beta: float | None, beta_free: bool) -> str:
+    return short_label(baseline, arm, beta, beta_free).replace("\n", " ").replace("β\n=", "β =")
+
+
+def metric_label(metric: str, split: str = "test") -> str:
+    """An axis label with units, e.g. 'test loss (nats)'."""
+    unit = UNITS.get(metric) or UNITS.get(metric.removeprefix("val_").removeprefix("test_"))
+    name = metric.replace("_", " ")
+    label = f"{split} {name}" if split else name
+    return f"{label} ({unit})" if unit else label
+
+
+# ----------------------------------------------------------------------------------------------
+# Numbers
+
+
+def fmt(x: Any, digits: int = 4, decimals: int | None = None) -> str:
+    """A number for text: ``decimals`` fixed decimals or else ``digits`` significant digits;
+    '—' for missing."""
+    if x is None:
+        return "—"
+    # numpy integers too, recognised by their dtype so that numpy need not be imported here
+    if (isinstance(x, int) and not isinstance(x, bool)) or getattr(getattr(x, "dtype", None),
+                                                                   "kind", "") in ("i", "u"):
+        return str(int(x))
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return str(x)
+    if not math.isfinite(x):
+        return "—"
+    s = f"{x:.{decimals}f}" if decimals is not None else f"{x:.{digits}g}"
+    if decimals is None and "e" not in s and abs(x) >= 1e5:
+        s = f"{x:.{digits}g}"
+    return s.replace("-", "−")
+
+
+def fmt_p(p: Any) -> str:
+    if p is None or (isinstance(p, float) and not math.isfinite(p)):
+        return "—"
+    p = float(p)
+    if p < 1e-4:
+        return "< 0.0001"
+    return f"{p:.2g}" if p < 0.01 else f"{p:.3f}".rstrip("0").rstrip(".") if p < 1 else "1"
+
+
+def p_is(p: Any) -> str:
+    """'p = 0.012' or 'p < 0.0001' for running text."""
+    text = fmt_p(p)
+    return f"p {text}" if text.startswith("<") else f"p = {text}"
+
+
+def fmt_ci(ci: Any, decimals: int | None = None) -> str:
+    if not ci or ci[0] is None or ci[1] is None:
+        return "—"
+    return f"[{fmt(ci[0], decimals=decimals)}, {fmt(ci[1], decimals=decimals)}]"
+
+
+def metric_decimals(stds: Iterable[float | None], ci: tuple[float | None, float | None]) -> int | None:
+    """Decimals for a baseline's metric values: two significant digits of its smallest spread.
+
+    The spread is the narrowest of the arms' standard deviations ``stds`` and the Δ CI width, so
+    that means, CIs and per-seed values of one baseline share one precision. None (4 significant
+    digits) when no spread is known.
+    """
+    widths = [abs(float(s)) for s in stds if s]
+    if ci[0] is not None and ci[1] is not None and ci[1] > ci[0]:
+        widths.append(float(ci[1]) - float(ci[0]))
+    widths = [w for w in widths if math.isfinite(w) and w > 0]
+    if not widths:
+        return None
+    return int(min(8, max(0, math.ceil(-math.log10(min(widths))) + 1)))
+
+
+def baseline_decimals(entry: BaselineSummary) -> int | None:
+    """:func:`metric_decimals` of one baseline's arms and Δ."""
+    return metric_decimals((a.std for a in entry.arms.values()), entry.diff.ci)
+
+
+def hms(seconds: Any) -> str:
+    """A duration as h:mm:ss (m:ss under an hour); '—' when unknown."""
+    try:
+        s = float(seconds)
+    except (TypeError, ValueError):
+        return "—"
+    if not math.isfinite(s):
+        return "—"
+    h, rem = divmod(int(round(s)), 3600)
+    m, sec = divmod(rem, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+
+
+def trials_to_match_text(trials_to_match: int | None, trials: int | None,
+                         adm_val_mean: float | None, never: str = "never") -> str:
+    """'3 of 20'; ``never`` when no trial reached AdM; '—' when there was nothing to match."""
+    if trials_to_match is not None:
+        return f"{trials_to_match} of {trials}"
+    return never if trials and adm_val_mean is not None else "—"
+
+
+# ----------------------------------------------------------------------------------------------
+# Prose
+
+HOLM_FAMILY = (
+    "all one-sided AdM-vs-tuned tests of the report: p(better) and p(worse) for every baseline"
+)
+
+
+def verdict_reason(entry: BaselineSummary, spec: StudySpec, alpha: float, margin: float) -> str:
+    """One honest paragraph saying what the verdict is and why."""
+    b = entry.baseline
+    adm = f"{adm_name(b)} ({adm_qualifier(spec.beta_free)})"
+    tuned_beta = entry.tuned.beta
+    base = f"{baseline_name(b)} with tuned β = {fmt(tuned_beta, 3)}" if tuned_beta is not None \
+        else f"tuned {baseline_name(b)}"
+    metric = spec.metric
+    a, t, d = entry.adm, entry.tuned, entry.diff
+    dec = baseline_decimals(entry)
+    means = (f"mean test {metric} {fmt(a.mean, decimals=dec)} (AdM) vs "
+             f"{fmt(t.mean, decimals=dec)} (tuned β); AdM advantage "
+             f"Δ = {fmt(d.mean, decimals=dec)} {fmt_ci(d.ci, dec)}")
+    v, capped = entry.verdict, entry.capped_by_divergence
+    within = entry.p_tost is not None and entry.p_tost < alpha
+    if v == "beats":
+        text = (f"{adm} beats {base}: {means} (positive = AdM better), "
+                f"Holm-adjusted {p_is(entry.p_better_holm)} < α = {fmt(alpha)}.")
+    elif v == "loses":
+        text = (f"{adm} loses to {base}: {means} (negative = AdM worse), "
+                f"Holm-adjusted {p_is(entry.p_worse_holm)} < α = {fmt(alpha)}.")
+        if within:
+            text += (f" Tuning β pays off here, if only slightly: the difference is within the "
+                     f"margin δ = {fmt(margin)} (TOST {p_is(entry.p_tost)}), smaller than what "
+                     f"this study counts as practically relevant.")
+        else:
+            text += " Here tuning β pays off and AdM does not replace it."
+    elif v == "matches":
+        text = (f"{adm} matches {base} within the margin δ = {fmt(margin)}: {means}; "
+                f"TOST equivalence {p_is(entry.p_tost)} < α = {fmt(alpha)}.")
+    elif not d.n:
+        text = (f"Inconclusive for {adm} against {base}: there is no seed on which both "
+                f"completed ({a.n} complete AdM runs, {t.n} complete tuned-β runs), so "
+                f"nothing can be tested.")
+    else:
+        text = (f"Inconclusive for {adm} against {base}: {means}. "
+                f"Neither one-sided test is significant after Holm "
+                f"({p_is(entry.p_better_holm)} for better, {p_is(entry.p_worse_holm)} for worse)")
+        if capped:
+            text += "."
+        else:
+            text += (f" and equivalence within δ = {fmt(margin)} is not shown "
+                     f"(TOST {p_is(entry.p_tost)}).")
+    if v == "beats" and within:
+        text += (f" The advantage is within the margin δ = {fmt(margin)} "
+                 f"(TOST {p_is(entry.p_tost)}): detectable, but smaller than what this "
+                 f"study counts as practically relevant.")
+    if capped:
+        text += (f" AdM diverged in {a.diverged} of {a.n + a.diverged} runs against "
+                 f"{t.diverged} of {t.n + t.diverged} for the tuned β, so it can be "
+                 f"neither a win nor a match.")
+    if v == "inconclusive":
+        if entry.seeds_to_resolve is not None:
+            text += (f" A power calculation (80 % power, the observed effect taken as true) says "
+                     f"about {entry.seeds_to_resolve} seeds per arm would decide it.")
+        elif capped:
+            text += (" More seeds could at most show that AdM loses; the complete pairs do not "
+                     "point that way, so no seed estimate is given.")
+        else:
+            text += (" No seed estimate is possible from these runs (too few complete pairs, "
+                     "or an observed effect too small to resolve).")
+    if d.n == 1:
+        text += " Only 1 complete pair: the tests need at least two."
+    return text + warmup_sentence(entry, spec, dec)
+
+
+def warmup_sentence(entry: BaselineSummary, spec: StudySpec, dec: int | None) -> str:
+    """When AdM trained with another warmup than the baselines (the LM study's warmup-free
+    question), say so, and how AdM fared against the tuned β trained without warmup too."""
+    warm, adm_warm = spec.warmup_for(adm=False), spec.warmup_for(adm=True)
+    if adm_warm == warm:
+        return ""
+
+    def steps(n: int) -> str:
+        return "without warmup" if n == 0 else f"with {n} warmup steps"
+
+    text = (f" AdM trained {steps(adm_warm)} (train.adm_warmup_steps), the tuned β and β = 0.9 "
+            f"{steps(warm)} (train.warmup_steps).")
+    o = entry.vs_other_arms.get("nowarmup")
+    if o is not None and o.diff.n:
+        text += (f" Against the tuned β trained without warmup as well (arm nowarmup), AdM's "
+                 f"advantage is Δ = {fmt(o.diff.mean, decimals=dec)} "
+                 f"{fmt_ci(o.diff.ci, dec)} (two-sided {p_is(o.p_two_sided)}, not "
+                 f"adjusted: descriptive).")
+    return text
+
+
+def tuning_sentence(entry: BaselineSummary, metric: str, beta_free: bool) -> str:
+    """How many tuning trials the baseline needed to reach AdM, with the caveats."""
+    b, t = entry.baseline, entry.tuning
+    n = t.trials
+    caveat = (" A single-seed best-so-far against a multi-seed mean is optimistic for the "
+              "baseline: the tuning it replaces is, if anything, more than this.")
+    if t.adm_val_mean is None:
+        return (f"Tuning saved: unknown, AdM's evaluation runs recorded no validation {metric}.")
+    if not n:
+        return "Tuning saved: unknown, no tuning trials were recorded."
+    k = entry.trials_to_match
+    target = fmt(t.adm_val_mean)
+    adm = entry.adm
+    if adm.diverged:
+        caveat += (f" AdM's mean is over its {adm.n} complete runs; "
+                   f"{adm.diverged} diverged and are not in it.")
+    qualifier = adm_qualifier(beta_free)
+    if k is None:
+        return (f"Tuning saved: in all {n} trials, {baseline_name(b)}'s best validation {metric} "
+                f"({fmt(t.best_value)}) never reached AdM's mean of {target}: {qualifier} AdM "
+                f"did better than the whole β search." + caveat)
+    return (f"Tuning saved: {baseline_name(b)}'s best-so-far validation {metric} first reached "
+            f"AdM's mean of {target} at trial {k} of {n}; AdM, {qualifier}, is worth about {k} "
+            f"tuning trial{'s' if k != 1 else ''}." + caveat)
+
+
+# ----------------------------------------------------------------------------------------------
+# Figure captions and the notes shown when a figure has nothing to draw
+
+
+def forest_caption(metric: str, margin: float) -> str:
+    return (f"AdM's advantage Δ in test {metric} (mean paired difference over seeds, "
+            f"positive = AdM better) with its 95 % bootstrap CI, against the tuned β (filled) and "
+            f"β = 0.9 (open). Shaded: the equivalence margin ±δ = ±{margin:g}.")
+
+
+def sensitivity_caption(baseline: str, metric: str, beta_free: bool) -> str:
+    caption = (f"β-sensitivity of {baseline_name(baseline)}: every tuning trial's validation "
+               f"{metric} against 1 − β (log scale; β on the top axis). Band: "
+               f"{adm_name(baseline)}'s validation mean with 95 % CI over its evaluation seeds. "
+               f"One look tells how much tuning AdM replaces.")
+    if beta_free:
+        caption += " Trials also tuned the learning rate, so points mix learning rates."
+    return caption
+
+
+def curves_caption(baseline: str) -> str:
+    return (f"Learning curves on {baseline_name(baseline)}'s evaluation seeds: mean over seeds with "
+            f"a 95 % bootstrap band, per arm; insets zoom on the last 40 % of training. Dotted: "
+            f"diverged runs, up to where they stopped.")
+
+
+def traces_caption(baseline: str, tensors: int | None = None, seeds: int = 0,
+                   heatmap: bool = False) -> str:
+    """The β_t figure's caption; ``tensors`` None when there are no traces to describe."""
+    caption = f"{adm_name(baseline)}'s adaptive βₜ over training, on its evaluation seeds."
+    if tensors is None:
+        return caption
+    if heatmap:
+        caption += (f" Top: distribution over the {tensors} parameter tensors of the seed-mean βₜ; "
+                    f"bottom: every tensor's βₜ (mean over seeds).")
+    else:
+        caption += (" Line: mean over seeds; band: range over seeds"
+                    + (" (one β per parameter group)." if tensors == 1 else ", per tensor."))
+    if seeds:
+        caption += f" {seeds} seed(s)."
+    return caption
+
+
+def per_seed_caption(metric: str, minimize: bool) -> str:
+    return (f"Test {metric} of every evaluation run, per arm; grey lines join the runs of one "
+            f"seed (the pairing). Bar: mean with 95 % bootstrap CI over complete runs. "
+            f"Diverged runs are drawn in the strip at the {'top' if minimize else 'bottom'} "
+            f"(the worst outcome).")
+
+
+NO_PAIRS = "No complete AdM / baseline pairs: nothing to plot."
+NO_TRIALS = "No tuning trials recorded for this baseline."
+NO_CURVES = "No learning curves were recorded for these runs."
+NO_TRACES = "No βₜ traces were recorded for AdM's runs."
+NO_EVAL_RUNS = "No evaluation runs."
