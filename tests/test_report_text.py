@@ -97,12 +97,3 @@ def test_figures_compute_no_statistics():
     imported = _imports(REPORT / "figures.py")
     assert not {"admtune.report.stats", "admtune.report.analysis"} & imported
     assert not any(n.split(".")[0] in ("scipy", "statsmodels") for n in imported)
-
-
-def test_report_reads_only_the_data_types_of_the_study():
-    for path in REPORT.glob("*.py"):
-        study = {n for n in _imports(path) if n.startswith("admtune.study")}
-        assert study <= {"admtune.study.results", "admtune.study.spec",
-                         *(f"admtune.study.results.{x}" for x in ("Run", "StudyResults",
-                                                                   "RUNS_COLUMNS")),
-                         "admtune.study.spec.StudySpec"}, (path.name, study)

@@ -23,8 +23,7 @@ from admtune.util import atomic_write
 if TYPE_CHECKING:
     from rich.table import Table
 
-# atomic_write stays importable from here for admtune.study.runner, which predates admtune.util.
-__all__ = ["analyse", "write_report", "verdict_table", "render_report", "atomic_write"]
+__all__ = ["analyse", "write_report", "verdict_table", "render_report"]
 
 
 def __getattr__(name: str) -> Any:

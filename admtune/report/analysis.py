@@ -30,9 +30,7 @@ from admtune.report.summary import (
     WallTime,
 )
 from admtune.report.verdict import decide
-from admtune.study.results import Run, StudyResults
-
-TRIAL_ARMS = ("trial", "adm_trial")
+from admtune.study.results import TRIAL_ARMS, Run, StudyResults
 
 
 def _defined(x: Any) -> float | None:
@@ -62,10 +60,13 @@ def is_diverged(run: Run) -> bool:
     return run.status == "complete" and run.value is not None and not math.isfinite(float(run.value))
 
 
-def _final_attempts(runs: list[Run]) -> dict[int, Run]:
-    """One run per seed (the latest trial number wins should a seed appear twice)."""
+def _by_seed(runs: list[Run]) -> dict[int, Run]:
+    """An arm's runs by seed. Which attempt of a run counts was decided when the results were read
+    (admtune.study.records.final_attempts): a seed seen twice here is a bug, not a choice to make."""
     by_seed: dict[int, Run] = {}
-    for r in sorted(runs, key=lambda r: r.trial_number):
+    for r in runs:
+        if int(r.seed) in by_seed:
+            raise ValueError(f"two runs of {r.baseline}/{r.arm} on seed {r.seed} in the results")
         by_seed[int(r.seed)] = r
     return by_seed
 
@@ -128,7 +129,7 @@ def collect(results: StudyResults) -> dict[str, BaselineData]:
         for arm in [a for a in CORE_ARMS if a in eval_arms] + extras:
             arm_runs = [r for r in runs if r.arm == arm]
             betas = [r.beta for r in arm_runs if r.beta is not None]
-            bd.arms[arm] = ArmData(arm, _final_attempts(arm_runs), float(betas[0]) if betas else None)
+            bd.arms[arm] = ArmData(arm, _by_seed(arm_runs), float(betas[0]) if betas else None)
         bd.trials = sorted((r for r in runs if r.arm == "trial"), key=lambda r: r.trial_number)
         bd.adm_trials = sorted((r for r in runs if r.arm == "adm_trial"), key=lambda r: r.trial_number)
         data[b] = bd

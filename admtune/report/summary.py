@@ -14,9 +14,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from admtune.study.results import CORE_ARMS
 from admtune.util import json_safe
-
-CORE_ARMS = ("adm", "tuned", "default")
 
 Interval = tuple[float | None, float | None]
 
