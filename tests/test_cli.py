@@ -156,9 +156,10 @@ def test_cifar_loader_refuses_pickles_that_would_run_code(tmp_path):
     import pickle
 
     from admtune.errors import DataError
-    from admtune.workloads import cifar
+    from admtune.workloads import cifar_data as cifar
+    from tests.fake_cifar import write_fake_cifar
 
-    cifar.write_fake_cifar(tmp_path, n_train=20, n_test=10)
+    write_fake_cifar(tmp_path, n_train=20, n_test=10)
     batch = next(tmp_path.rglob("data_batch_1"))
 
     class Evil:

@@ -11,8 +11,8 @@ import torch
 
 from admtune.errors import SpecError
 from admtune.study.context import Arm, RunRecorder
-from admtune.workloads import Diverged, Pruned, TrainConfig, convex, get_workload
-from admtune.workloads import _common as common
+from admtune.workloads import Diverged, Pruned, TrainConfig, convex, data, get_workload, loop
+from admtune.workloads.device import cpu_threads
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU_WORKLOADS = ("logreg-digits", "convex-logreg", "convex-lsq", "convex-quad", "mlp")
@@ -135,25 +135,25 @@ def test_seed_fixes_order_not_data():
 
 def test_batch_order_and_budget():
     g = torch.Generator().manual_seed(0)
-    order = common.batch_order(10, 4, 5, g)
+    order = data.batch_order(10, 4, 5, g)
     assert order.shape == (5, 4)
     flat = order.reshape(-1)
     assert sorted(flat[:10].tolist()) == list(range(10))
     assert sorted(flat[10:].tolist()) == list(range(10))
-    assert common.batch_order(10, 10, 3, g) is None
+    assert data.batch_order(10, 10, 3, g) is None
     full = make_ctx(batch_size=0, epochs=7)
-    assert common.budget(full, 100) == (100, 7)
+    assert data.budget(full, 100) == (100, 7)
     big = make_ctx(batch_size=500, epochs=7)
-    assert common.budget(big, 100) == (100, 7)
+    assert data.budget(big, 100) == (100, 7)
     mini = make_ctx(batch_size=32, epochs=2)
-    assert common.budget(mini, 100) == (32, math.ceil(2 * 100 / 32))
-    assert common.eval_steps(7, 10) == list(range(1, 8))
-    assert common.eval_steps(100, 4) == [25, 50, 75, 100]
+    assert data.budget(mini, 100) == (32, math.ceil(2 * 100 / 32))
+    assert loop.eval_steps(7, 10) == list(range(1, 8))
+    assert loop.eval_steps(100, 4) == [25, 50, 75, 100]
 
 
 def test_cpu_threads_restored():
     before = torch.get_num_threads()
-    with common.cpu_threads("cpu"):
+    with cpu_threads("cpu"):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
 
@@ -182,7 +182,7 @@ def test_logreg_f_star_is_the_minimum(l2):
         (g,) = torch.autograd.grad(f, x)
         return float(f.detach()), g.numpy().ravel()
 
-    with common.cpu_threads("cpu"):
+    with cpu_threads("cpu"):
         res = minimize(fg, np.zeros(int(np.prod(shape))), jac=True, method="L-BFGS-B",
                        options={"maxiter": 400, "gtol": 1e-10, "ftol": 0.0})
     assert res.fun >= prob.f_star - 1e-15

@@ -20,19 +20,22 @@ from admtune.errors import DataError, SpecError
 from admtune.study.context import Arm, RunRecorder
 from admtune.workloads import Diverged, Pruned, TrainConfig, get_workload
 from admtune.workloads import cifar as C
-from admtune.workloads.nets import FastNet, whitening_filters
+from admtune.workloads import cifar_data as CD
+from admtune.workloads.models import FastNet, whitening_filters
+from admtune.workloads.options import parse_options
+from tests.fake_cifar import write_fake_cifar
 
 TINY = {"width": 0.0625, "val_size": 64}
 
 
 @pytest.fixture(scope="module")
 def fake10(tmp_path_factory) -> Path:
-    return C.write_fake_cifar(tmp_path_factory.mktemp("c10"), n_train=320, n_test=96, classes=10)
+    return write_fake_cifar(tmp_path_factory.mktemp("c10"), n_train=320, n_test=96, classes=10)
 
 
 @pytest.fixture(scope="module")
 def fake100(tmp_path_factory) -> Path:
-    return C.write_fake_cifar(tmp_path_factory.mktemp("c100"), n_train=260, n_test=60, classes=100)
+    return write_fake_cifar(tmp_path_factory.mktemp("c100"), n_train=260, n_test=60, classes=100)
 
 
 def make_ctx(seed=0, epochs=1.0, batch=64, lr=1.0, baseline="sgd", beta=0.9, wd=5e-4, **kw):
@@ -54,7 +57,7 @@ def test_fake_cifar10_is_in_the_real_format(fake10):
     assert isinstance(d[b"labels"], list) and max(d[b"labels"]) < 10
     with open(folder / "batches.meta", "rb") as f:
         assert len(pickle.load(f, encoding="bytes")[b"label_names"]) == 10
-    arrays = C.load_arrays(C.CIFAR10, folder)
+    arrays = CD.load_arrays(CD.CIFAR10, folder)
     assert arrays["train_x"].shape == (320, 3, 32, 32) and arrays["test_x"].shape == (96, 3, 32, 32)
     assert arrays["train_y"].dtype == np.int64
 
@@ -65,18 +68,18 @@ def test_fake_cifar100_is_in_the_real_format(fake100):
     with open(folder / "train", "rb") as f:
         d = pickle.load(f, encoding="bytes")
     assert {b"data", b"fine_labels", b"coarse_labels", b"filenames", b"batch_label"} <= set(d)
-    arrays = C.load_arrays(C.CIFAR100, folder)
+    arrays = CD.load_arrays(CD.CIFAR100, folder)
     assert arrays["train_x"].shape == (260, 3, 32, 32) and arrays["train_y"].max() < 100
 
 
 def test_data_dir_may_be_the_pickle_folder_itself(fake10):
-    assert C.locate(C.CIFAR10, fake10 / "cifar-10-batches-py") == fake10 / "cifar-10-batches-py"
-    assert C.locate(C.CIFAR10, fake10) == fake10 / "cifar-10-batches-py"
+    assert CD.locate(CD.CIFAR10, fake10 / "cifar-10-batches-py") == fake10 / "cifar-10-batches-py"
+    assert CD.locate(CD.CIFAR10, fake10) == fake10 / "cifar-10-batches-py"
 
 
 def test_missing_data_says_where_it_looked_and_how_to_provide_it(tmp_path):
     with pytest.raises(DataError) as err:
-        C.locate(C.CIFAR100, tmp_path / "nowhere")
+        CD.locate(CD.CIFAR100, tmp_path / "nowhere")
     msg = str(err.value)
     assert "cifar-100-python" in msg and "cifar-100-python.tar.gz" in msg
     assert "https://www.cs.toronto.edu/~kriz/cifar.html" in msg and "download = true" in msg
@@ -90,11 +93,11 @@ def test_corrupt_batch_names_the_file(fake10, tmp_path):
         (bad / p.name).write_bytes(p.read_bytes())
     (bad / "data_batch_3").write_bytes(b"not a pickle")
     with pytest.raises(DataError, match="data_batch_3 is corrupt"):
-        C.load_arrays(C.CIFAR10, bad)
+        CD.load_arrays(CD.CIFAR10, bad)
     with open(bad / "data_batch_3", "wb") as f:
         pickle.dump({b"data": np.zeros((2, 10), np.uint8), b"labels": [0, 1]}, f)
     with pytest.raises(DataError, match="expected uint8 N×3072"):
-        C.load_arrays(C.CIFAR10, bad)
+        CD.load_arrays(CD.CIFAR10, bad)
 
 
 def _archive_of(folder: Path) -> bytes:
@@ -108,36 +111,36 @@ def test_archive_is_checked_against_its_md5_then_extracted(fake100, tmp_path):
     blob = _archive_of(fake100 / "cifar-100-python")
     (tmp_path / "cifar-100-python.tar.gz").write_bytes(blob)
     with pytest.raises(DataError, match="corrupt: its MD5"):  # the published MD5 does not match
-        C.locate(C.CIFAR100, tmp_path)
-    rel = dataclasses.replace(C.CIFAR100, md5=hashlib.md5(blob).hexdigest())
-    folder = C.locate(rel, tmp_path)
+        CD.locate(CD.CIFAR100, tmp_path)
+    rel = dataclasses.replace(CD.CIFAR100, md5=hashlib.md5(blob).hexdigest())
+    folder = CD.locate(rel, tmp_path)
     assert folder == tmp_path / "cifar-100-python"
-    assert C.load_arrays(rel, folder)["test_y"].shape == (60,)
+    assert CD.load_arrays(rel, folder)["test_y"].shape == (60,)
 
 
 def test_download_only_when_asked_and_md5_checked(fake10, tmp_path, monkeypatch):
     blob = _archive_of(fake10 / "cifar-10-batches-py")
-    rel = dataclasses.replace(C.CIFAR10, md5=hashlib.md5(blob).hexdigest())
+    rel = dataclasses.replace(CD.CIFAR10, md5=hashlib.md5(blob).hexdigest())
     urls = []
 
     def fake_urlopen(url, timeout=None):
         urls.append(url)
         return io.BytesIO(blob)
 
-    monkeypatch.setattr(C.urllib.request, "urlopen", fake_urlopen)
+    monkeypatch.setattr(CD.urllib.request, "urlopen", fake_urlopen)
     with pytest.raises(DataError, match="not found"):
-        C.locate(rel, tmp_path / "a", download=False)
+        CD.locate(rel, tmp_path / "a", download=False)
     assert urls == []
-    folder = C.locate(rel, tmp_path / "a", download=True)
+    folder = CD.locate(rel, tmp_path / "a", download=True)
     assert urls == ["https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"]
     assert (folder / "data_batch_5").is_file()
 
     def offline(url, timeout=None):
         raise OSError("network unreachable")
 
-    monkeypatch.setattr(C.urllib.request, "urlopen", offline)
+    monkeypatch.setattr(CD.urllib.request, "urlopen", offline)
     with pytest.raises(DataError, match="could not download .*network unreachable"):
-        C.locate(rel, tmp_path / "b", download=True)
+        CD.locate(rel, tmp_path / "b", download=True)
     assert not list((tmp_path / "b").glob("*.part"))
 
 
@@ -158,7 +161,7 @@ def test_bad_options_name_the_key(options, key):
 
 def test_registry_names():
     assert isinstance(get_workload("cifar", {}), C.Cifar)
-    assert get_workload("cifar100", {"arch": "resnet18"}).release is C.CIFAR100
+    assert get_workload("cifar100", {"arch": "resnet18"}).release is CD.CIFAR100
     assert C.cifar10({}).metrics == {"accuracy": "maximize", "loss": "minimize"}
 
 
@@ -170,13 +173,13 @@ def test_val_size_too_large(fake10):
 
 # -- split and augmentation -----------------------------------------------------------------------
 def test_validation_is_the_tail_of_a_fixed_permutation(fake10):
-    opts = C.check_options("cifar10", {"data_dir": str(fake10), "val_size": 50}, C.OPTIONS)
-    data = C.device_data(C.CIFAR10, opts, torch.device("cpu"))
-    arrays = C.load_arrays(C.CIFAR10, fake10 / "cifar-10-batches-py")
+    opts = parse_options("cifar10", {"data_dir": str(fake10), "val_size": 50}, C.OPTIONS)
+    data = C.device_data(CD.CIFAR10, opts, torch.device("cpu"))
+    arrays = CD.load_arrays(CD.CIFAR10, fake10 / "cifar-10-batches-py")
     perm = torch.randperm(320, generator=torch.Generator().manual_seed(0))
     assert torch.equal(data.val_x, torch.from_numpy(arrays["train_x"])[perm[-50:]])
     assert data.train_y.shape == (270,) and data.train_x.shape == (270, 3, 36, 36)
-    sub = C.device_data(C.CIFAR10, {**opts, "n_train": 100}, torch.device("cpu"))
+    sub = C.device_data(CD.CIFAR10, {**opts, "n_train": 100}, torch.device("cpu"))
     assert torch.equal(sub.val_x, data.val_x) and sub.train_y.shape == (100,)
 
 
@@ -187,8 +190,8 @@ def test_reflect_pad_matches_torch():
 
 
 def test_batch_stream_crops_and_flips_like_the_reference(fake10):
-    opts = C.check_options("cifar10", {"data_dir": str(fake10), "val_size": 64}, C.OPTIONS)
-    data = C.device_data(C.CIFAR10, opts, torch.device("cpu"))
+    opts = parse_options("cifar10", {"data_dir": str(fake10), "val_size": 64}, C.OPTIONS)
+    data = C.device_data(CD.CIFAR10, opts, torch.device("cpu"))
     stream = C.BatchStream(data, 100, 2, True, torch.Generator().manual_seed(3))
     x, y = stream.next()
     assert x.shape == (100, 3, 32, 32) and x.dtype == torch.float32 and x.is_contiguous()
@@ -205,8 +208,8 @@ def test_batch_stream_crops_and_flips_like_the_reference(fake10):
 
 
 def test_batch_stream_spans_passes_with_fixed_batch_size(fake10):
-    opts = C.check_options("cifar10", {"data_dir": str(fake10), "val_size": 64}, C.OPTIONS)
-    data = C.device_data(C.CIFAR10, opts, torch.device("cpu"))  # 256 training images
+    opts = parse_options("cifar10", {"data_dir": str(fake10), "val_size": 64}, C.OPTIONS)
+    data = C.device_data(CD.CIFAR10, opts, torch.device("cpu"))  # 256 training images
     a = C.BatchStream(data, 100, 2, True, torch.Generator().manual_seed(1))
     b = C.BatchStream(data, 100, 2, True, torch.Generator().manual_seed(1))
     c = C.BatchStream(data, 100, 2, True, torch.Generator().manual_seed(2))
@@ -243,7 +246,7 @@ def test_run_trains_reports_and_records(fake10):
     res = wl.run(ctx)
     ctx.finish()
     assert res.steps == 8 and len(ctx._losses) == 8  # 256 images / 64 = 4 steps per epoch
-    assert ctx.val_steps == [4, 8]
+    assert ctx.val_steps == [3, 7]  # 0-based: after the 4th and the 8th update
     assert ctx.val_values[-1] == pytest.approx(res.validation["accuracy"])
     for split in (res.validation, res.test):
         assert set(split) == {"accuracy", "loss"}
@@ -294,7 +297,7 @@ def test_pruning_stops_the_run(fake10):
     ctx = make_ctx(epochs=3, batch=64, should_prune=lambda s, v: seen.append((s, v)) or True)
     with pytest.raises(Pruned):
         wl.run(ctx)
-    assert [s for s, _ in seen] == [2]
+    assert [s for s, _ in seen] == [1]  # 0-based: after the 2nd update, the end of epoch 1
 
 
 def test_spec_overrides_reach_the_workload(fake10):

@@ -14,7 +14,7 @@ from admtune.errors import DataError, SpecError
 from admtune.study.context import Arm, RunRecorder
 from admtune.workloads import Pruned, TrainConfig, get_workload
 from admtune.workloads import lm as L
-from admtune.workloads.nets import GPT
+from admtune.workloads.models import GPT
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -106,7 +106,7 @@ def test_run_learns_and_reports():
     res = wl.run(ctx)
     ctx.finish()
     assert res.steps == 30 and len(ctx._losses) == 30
-    assert ctx.val_steps == [3 * k for k in range(1, 11)]  # 10 evaluations per run by default
+    assert ctx.val_steps == [3 * k - 1 for k in range(1, 11)]  # 10 per run by default, 0-based
     for split in (res.validation, res.test):
         assert set(split) == {"loss", "bpb"}
         assert split["bpb"] == pytest.approx(split["loss"] / math.log(2))
@@ -132,10 +132,10 @@ def test_seed_fixes_the_run_and_micro_batches_match_the_full_batch():
 
 def test_sgd_arm_and_pruning():
     wl = get_workload("lm", {**TINY, "eval_every": 2})
-    ctx = make_ctx(steps=6, baseline="sgd", lr=0.5, should_prune=lambda s, v: s >= 4)
+    ctx = make_ctx(steps=6, baseline="sgd", lr=0.5, should_prune=lambda s, v: s >= 3)
     with pytest.raises(Pruned):
         wl.run(ctx)
-    assert ctx.val_steps == [2, 4]
+    assert ctx.val_steps == [1, 3]  # 0-based: after the 2nd and the 4th update
 
 
 def test_lm_spec_asks_for_the_warmup_free_comparison():

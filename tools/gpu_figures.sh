@@ -52,7 +52,7 @@ DATA=data/cifar
 if [ ! -d "$DATA/cifar-10-batches-py" ]; then
   DATA=${TMPDIR:-/tmp}/admtune-generated-cifar
   echo "NOTE: no real CIFAR-10 under data/cifar: timings on a generated full-size set; its accuracies mean nothing" | tee -a "$LOG"
-  step 180 "$PY" -c "from admtune.workloads.cifar import write_fake_cifar; write_fake_cifar('$DATA', n_train=$N_TRAIN, n_test=$N_TEST)"
+  step 180 "$PY" -c "from tests.fake_cifar import write_fake_cifar; write_fake_cifar('$DATA', n_train=$N_TRAIN, n_test=$N_TEST)"
 fi
 
 # The optimizers' step time and memory against torch's (ResNet-18 parameter set).

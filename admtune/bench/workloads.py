@@ -191,7 +191,7 @@ def run_bench(args: argparse.Namespace, out=print) -> dict[str, Any]:
         beta=None if args.adm else args.beta, lr=cfg.lr, weight_decay=cfg.weight_decay,
         warmup_steps=cfg.warmup_steps,
     )
-    from admtune.workloads.nets import device_name
+    from admtune.workloads.device import device_name
 
     out(f"{spec['workload']} on {device_name(device)}  spec {spec_path}  arm {args.baseline} "
         f"{'AdM' if args.adm else f'β={args.beta:g}'}  lr {cfg.lr:g}  wd {cfg.weight_decay:g}  "

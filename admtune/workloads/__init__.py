@@ -1,4 +1,11 @@
-"""Workloads: the bundled ones, and a user's own named as ``"mypkg.module:factory"``."""
+"""Workloads: the bundled ones, and a user's own named as ``"mypkg.module:factory"``.
+
+Layout: :mod:`.base` (the interface the engine hands a run), :mod:`.loop` (the one training loop),
+:mod:`.data` and :mod:`.device` (helpers), :mod:`.options` (``[workload]`` keys), :mod:`.models`
+(the networks) and one module per bundled workload (:mod:`.convex`, :mod:`.mlp`, :mod:`.cifar`
+with its files in :mod:`.cifar_data`, :mod:`.lm`). Apart from the ``bench_workloads`` script,
+nothing here imports the engine (``admtune.study``) or the report.
+"""
 
 from __future__ import annotations
 

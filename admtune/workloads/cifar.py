@@ -19,67 +19,22 @@ Metric: accuracy in percent (maximised); cross-entropy ``loss`` (without label s
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import math
-import os
-import pickle
-import tarfile
 import time
-import urllib.request
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import DataError, SpecError
+from ..errors import SpecError
 from .base import Diverged, RunContext, RunResult
-from .nets import (
-    FastNet,
-    Option,
-    ResNet18,
-    autocast,
-    check_options,
-    init_seed,
-    is_norm_or_bias,
-    maybe_compile,
-    param_groups,
-    seeded,
-    whitening_filters,
-)
-
-URL = "https://www.cs.toronto.edu/~kriz/"
-HOME = "https://www.cs.toronto.edu/~kriz/cifar.html"
-
-
-@dataclass(frozen=True)
-class Release:
-    """One CIFAR release: its archive, the folder it extracts to, and its file layout."""
-
-    name: str
-    classes: int
-    archive: str
-    md5: str
-    folder: str
-    train_files: tuple[str, ...]
-    test_file: str
-    meta_file: str
-    label_key: bytes
-
-
-CIFAR10 = Release(
-    "CIFAR-10", 10, "cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a",
-    "cifar-10-batches-py", tuple(f"data_batch_{i}" for i in range(1, 6)), "test_batch",
-    "batches.meta", b"labels",
-)
-CIFAR100 = Release(
-    "CIFAR-100", 100, "cifar-100-python.tar.gz", "eb9058c3a382ffc7106e4002c42a8d85",
-    "cifar-100-python", ("train",), "test", "meta", b"fine_labels",
-)
-RELEASES = {10: CIFAR10, 100: CIFAR100}
+from .cifar_data import RELEASES, Release, load_arrays, locate
+from .data import budget
+from .device import autocast, init_seed, is_norm_or_bias, maybe_compile, param_groups, seeded
+from .loop import report_metric, train
+from .models import FastNet, ResNet18, whitening_filters
+from .options import Opt, parse_options
 
 # Per-channel mean and std of the CIFAR-10 training images (used for both releases).
 MEAN = (0.4914, 0.4822, 0.4465)
@@ -89,207 +44,19 @@ EVAL_BATCH = 2000   # images per evaluation forward pass
 WHITEN_IMAGES = 1000  # training images whose 2×2 patches define the whitening layer
 
 OPTIONS = {
-    "data_dir": Option("data/cifar", "str", help="folder with the python-pickle release"),
-    "download": Option(False, "bool", help="download the official archive when missing"),
-    "val_size": Option(5000, "int", low=1, help="training images held out for validation"),
-    "n_train": Option(0, "int", low=0, help="use only this many training images (0: all)"),
-    "arch": Option("fast", "choice", choices=("fast", "resnet18")),
-    "width": Option(1.0, "float", low=0.01, high=16.0, help="channel width multiplier"),
-    "whiten": Option(True, "bool", help="fast net: 2×2 patch-whitening first layer"),
-    "label_smoothing": Option(0.2, "float", low=0.0, high=0.99),
-    "pad": Option(2, "int", low=0, high=8, help="random translation (pixels, reflection padding)"),
-    "flip": Option(True, "bool", help="random horizontal flips"),
-    "tta": Option(True, "bool", help="evaluate on the image and its mirror image"),
-    "compile": Option(False, "bool", help="torch.compile the network"),
+    "data_dir": Opt("data/cifar", "str", help="folder with the python-pickle release"),
+    "download": Opt(False, "bool", help="download the official archive when missing"),
+    "val_size": Opt(5000, "int", low=1, help="training images held out for validation"),
+    "n_train": Opt(0, "int", low=0, help="use only this many training images (0: all)"),
+    "arch": Opt("fast", "choice", choices=("fast", "resnet18")),
+    "width": Opt(1.0, "float", low=0.01, high=16.0, help="channel width multiplier"),
+    "whiten": Opt(True, "bool", help="fast net: 2×2 patch-whitening first layer"),
+    "label_smoothing": Opt(0.2, "float", low=0.0, high=0.99),
+    "pad": Opt(2, "int", low=0, high=8, help="random translation (pixels, reflection padding)"),
+    "flip": Opt(True, "bool", help="random horizontal flips"),
+    "tta": Opt(True, "bool", help="evaluate on the image and its mirror image"),
+    "compile": Opt(False, "bool", help="torch.compile the network"),
 }
-
-
-# -- data files -----------------------------------------------------------------------------------
-def md5sum(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _how_to(rel: Release, root: Path) -> str:
-    return (
-        f"download {rel.archive} from {HOME} and extract it into {root} "
-        f"(or put the archive there, or set workload.download = true on a machine that is online)"
-    )
-
-
-def _extract(rel: Release, archive: Path, root: Path) -> None:
-    digest = md5sum(archive)
-    if digest != rel.md5:
-        raise DataError(
-            f"{archive} is corrupt: its MD5 is {digest}, not the published {rel.md5}; delete it "
-            f"and {_how_to(rel, root)}"
-        )
-    try:
-        with tarfile.open(archive, "r:gz") as tar:
-            members = tar.getmembers()
-            for m in members:
-                if m.name.startswith(("/", "\\")) or ".." in Path(m.name).parts:
-                    raise DataError(f"{archive} contains an unsafe path {m.name!r}")
-            if hasattr(tarfile, "data_filter"):
-                tar.extractall(root, filter="data")
-            else:  # pragma: no cover (Python < 3.10.12)
-                tar.extractall(root)  # noqa: S202 (paths checked above)
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise DataError(f"cannot extract {archive} ({exc}); delete it and {_how_to(rel, root)}") from exc
-
-
-def _download(rel: Release, root: Path) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    dest = root / rel.archive
-    tmp = root / (rel.archive + ".part")
-    try:
-        with urllib.request.urlopen(URL + rel.archive, timeout=60) as resp, open(tmp, "wb") as f:
-            while chunk := resp.read(1 << 20):
-                f.write(chunk)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise DataError(
-            f"could not download {URL + rel.archive} ({exc}); {_how_to(rel, root)}"
-        ) from exc
-    os.replace(tmp, dest)
-    return dest
-
-
-def locate(rel: Release, data_dir: str | os.PathLike, download: bool = False) -> Path:
-    """The folder holding ``rel``'s pickle files, extracting or downloading the archive if needed."""
-    root = Path(data_dir).expanduser()
-    for folder in (root / rel.folder, root):
-        if (folder / rel.test_file).is_file():
-            return folder
-    archive = root / rel.archive
-    if not archive.is_file() and download:
-        archive = _download(rel, root)
-    if archive.is_file():
-        _extract(rel, archive, root)
-        if (root / rel.folder / rel.test_file).is_file():
-            return root / rel.folder
-        raise DataError(f"{archive} did not contain {rel.folder}/; delete it and {_how_to(rel, root)}")
-    raise DataError(
-        f"{rel.name} not found: looked for {root / rel.folder}/ and {archive}; {_how_to(rel, root)}"
-    )
-
-
-class _DataUnpickler(pickle.Unpickler):
-    """Unpickles the CIFAR batches (dicts of bytes, lists and NumPy arrays) and nothing else: a
-    pickle naming any other global (code to run) is refused rather than executed."""
-
-    ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
-        ("numpy._core.multiarray", "scalar"), ("_codecs", "encode"),
-    }
-
-    def find_class(self, module: str, name: str):  # noqa: ANN201
-        if (module, name) in self.ALLOWED:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a data file")
-
-
-def _read_batch(rel: Release, path: Path) -> tuple[np.ndarray, np.ndarray]:
-    def corrupt(why: str) -> DataError:
-        return DataError(
-            f"{path} is corrupt or not a {rel.name} python-pickle batch ({why}); replace it: "
-            f"{_how_to(rel, path.parent.parent)}"
-        )
-
-    if not path.is_file():
-        raise corrupt("file missing")
-    try:
-        with open(path, "rb") as f:
-            d = _DataUnpickler(f, encoding="bytes").load()
-    except Exception as exc:  # noqa: BLE001 (any unpickling failure means a bad file)
-        raise corrupt(f"{type(exc).__name__}: {exc}") from None
-    if not isinstance(d, dict) or b"data" not in d or rel.label_key not in d:
-        raise corrupt(f"no b'data' and {rel.label_key!r} entries")
-    x = np.asarray(d[b"data"])
-    y = np.asarray(d[rel.label_key])
-    if x.dtype != np.uint8 or x.ndim != 2 or x.shape[1] != 3072:
-        raise corrupt(f"b'data' is {x.dtype} {x.shape}, expected uint8 N×3072")
-    if y.ndim != 1 or len(y) != len(x):
-        raise corrupt(f"{len(y)} labels for {len(x)} images")
-    if len(y) and (y.min() < 0 or y.max() >= rel.classes):
-        raise corrupt(f"labels outside 0…{rel.classes - 1}")
-    return x.reshape(-1, 3, 32, 32), y.astype(np.int64)
-
-
-def load_arrays(rel: Release, folder: Path) -> dict[str, np.ndarray]:
-    """Train and test images (uint8 N×3×32×32) and labels (int64) from the pickle folder."""
-    parts = [_read_batch(rel, folder / name) for name in rel.train_files]
-    test_x, test_y = _read_batch(rel, folder / rel.test_file)
-    return {
-        "train_x": np.concatenate([p[0] for p in parts]),
-        "train_y": np.concatenate([p[1] for p in parts]),
-        "test_x": test_x,
-        "test_y": test_y,
-    }
-
-
-def write_fake_cifar(
-    dir: str | os.PathLike, n_train: int = 500, n_test: int = 200, classes: int = 10,
-    seed: int = 0,
-) -> Path:
-    """Write a small synthetic dataset in the real python-pickle layout under ``dir``; returns
-    ``dir`` (pass it as ``workload.data_dir``). Each class has its own colour and stripe pattern plus
-    noise, so a net learns it in an epoch or two."""
-    if classes not in RELEASES:
-        raise ValueError("classes must be 10 or 100")
-    rel = RELEASES[classes]
-    rng = np.random.default_rng(seed)
-    protos = rng.uniform(30, 225, size=(classes, 3, 1, 1))   # a colour per class
-    freq = 1 + np.arange(classes) % 7                        # a stripe frequency per class
-    vertical = (np.arange(classes) // 7) % 2 == 0            # and an orientation
-    grid = np.arange(32)
-
-    def make(n: int) -> tuple[np.ndarray, list[int]]:
-        y = rng.integers(0, classes, size=n)
-        x = np.empty((n, 3072), dtype=np.uint8)
-        for a in range(0, n, 5000):  # in chunks: a full-size fake set stays light on memory
-            yc = y[a:a + 5000]
-            wave = 50 * np.sin(2 * np.pi * freq[yc, None] * grid[None, :] / 32)   # len(yc) × 32
-            stripes = np.where(vertical[yc, None, None], wave[:, None, :], wave[:, :, None])
-            img = protos[yc] + stripes[:, None] + rng.normal(0, 20, (len(yc), 3, 32, 32))
-            x[a:a + 5000] = np.clip(img, 0, 255).astype(np.uint8).reshape(len(yc), 3072)
-        return x, [int(v) for v in y]
-
-    folder = Path(dir) / rel.folder
-    folder.mkdir(parents=True, exist_ok=True)
-
-    def dump(name: str, obj: dict) -> None:
-        with open(folder / name, "wb") as f:
-            pickle.dump(obj, f, protocol=2)
-
-    def batch(label: str, n: int) -> dict:
-        x, y = make(n)
-        d = {b"batch_label": label.encode(), b"data": x,
-             b"filenames": [f"fake_{i:06d}.png".encode() for i in range(n)]}
-        if classes == 10:
-            d[b"labels"] = y
-        else:
-            d[b"fine_labels"] = y
-            d[b"coarse_labels"] = [v // 5 for v in y]
-        return d
-
-    if classes == 10:
-        sizes = [len(a) for a in np.array_split(np.arange(n_train), len(rel.train_files))]
-        for i, (name, n) in enumerate(zip(rel.train_files, sizes, strict=True)):
-            dump(name, batch(f"training batch {i + 1} of 5", n))
-        dump(rel.test_file, batch("testing batch 1 of 1", n_test))
-        dump(rel.meta_file, {b"label_names": [f"class{i}".encode() for i in range(10)],
-                             b"num_cases_per_batch": max(sizes), b"num_vis": 3072})
-    else:
-        dump("train", batch("training batch 1 of 1", n_train))
-        dump("test", batch("testing batch 1 of 1", n_test))
-        dump("meta", {b"fine_label_names": [f"fine{i}".encode() for i in range(100)],
-                      b"coarse_label_names": [f"coarse{i}".encode() for i in range(20)]})
-    return Path(dir)
 
 
 # -- device data ----------------------------------------------------------------------------------
@@ -449,7 +216,7 @@ class Cifar:
     def __init__(self, options: dict[str, Any] | None, classes: int):
         self.release = RELEASES[classes]
         self.name = "cifar10" if classes == 10 else "cifar100"
-        self.options = check_options(self.name, options, OPTIONS)
+        self.options = parse_options(self.name, options, OPTIONS)
 
     def run(self, ctx: RunContext) -> RunResult:
         opts, device = self.options, torch.device(ctx.device)
@@ -458,16 +225,10 @@ class Cifar:
             torch.backends.cudnn.benchmark = True
         data = device_data(self.release, opts, device)
         n_train = int(data.train_y.shape[0])
-        batch = int(ctx.train.batch_size)
-        if batch < 1:
+        if int(ctx.train.batch_size) < 1:
             raise SpecError("train.batch_size must be ≥ 1 for the cifar workload")
-        batch = min(batch, n_train)
-        train_cfg = ctx.train if batch == ctx.train.batch_size else \
-            dataclasses.replace(ctx.train, batch_size=batch)
-        total = int(train_cfg.total_steps(n_train))
+        batch, total = budget(ctx, n_train)
         per_epoch = math.ceil(n_train / batch)
-        report_on = getattr(ctx, "metric", None)
-        report_on = report_on if report_on in self.metrics else "accuracy"
 
         with seeded(init_seed(ctx)):
             net = build_net(opts, self.release.classes)
@@ -476,39 +237,31 @@ class Cifar:
         memory = torch.channels_last if cuda else torch.contiguous_format
         net = net.to(device=device, memory_format=memory)
         fwd = maybe_compile(net, opts["compile"])
-        opt = ctx.make_optimizer(param_groups(net, is_norm_or_bias(net)))
-        sched = ctx.make_scheduler(opt, total)
         stream = BatchStream(data, batch, opts["pad"], opts["flip"], ctx.generator(device))
         smoothing = opts["label_smoothing"]
 
-        def validate(step: int) -> dict[str, float]:
-            net.eval()
-            res = evaluate(fwd, data.val_x, data.val_y, device, opts["tta"])
-            net.train()
-            if not math.isfinite(res["loss"]):
-                raise Diverged(f"validation loss is {res['loss']} at step {step}")
-            return res
-
-        start = time.perf_counter()
-        net.train()
-        val = None
-        loss = torch.zeros(())
-        for step in range(1, total + 1):
+        def step(t: int) -> torch.Tensor:
             x, y = stream.next()
             with autocast(device):
                 logits = fwd(x)
             loss = F.cross_entropy(logits.float(), y, label_smoothing=smoothing)
-            opt.zero_grad(set_to_none=True)
             loss.backward()
-            opt.step()
-            ctx.log_step(step, loss.detach(), opt)
-            sched.step()
-            if step % per_epoch == 0 or step == total:
-                last = float(loss.detach())
-                if not math.isfinite(last):
-                    raise Diverged(f"training loss is {last} at step {step}")
-                val = validate(step)
-                ctx.report(step, val[report_on])
+            return loss
+
+        def validate() -> dict[str, float]:
+            net.eval()
+            res = evaluate(fwd, data.val_x, data.val_y, device, opts["tta"])
+            net.train()
+            # a non-finite loss means the net diverged, even while its accuracy is what is reported
+            if not math.isfinite(res["loss"]):
+                raise Diverged(f"validation loss is {res['loss']}")
+            return res
+
+        start = time.perf_counter()
+        net.train()
+        val, loss = train(ctx, param_groups(net, is_norm_or_bias(net)), total, step, validate,
+                          report_metric(ctx, self.metrics, "accuracy"),
+                          range(per_epoch, total + 1, per_epoch))
         train_s = time.perf_counter() - start
         net.eval()
         test = evaluate(fwd, data.test_x, data.test_y, device, opts["tta"])
@@ -518,7 +271,7 @@ class Cifar:
                 "n_train": n_train, "n_val": int(data.val_y.shape[0]),
                 "n_test": int(data.test_y.shape[0]), "epochs": total * batch / n_train,
                 "train_s": train_s, "images_per_s": total * batch / max(train_s, 1e-9),
-                "data": data.source, "final_train_loss": float(loss.detach()),
+                "data": data.source, "final_train_loss": float(loss),
             },
         )
 

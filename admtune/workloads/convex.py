@@ -29,19 +29,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._common import (
-    Opt,
-    check_finite,
-    classification_metrics,
-    cpu_threads,
-    parse_options,
-    report_metric,
-    split_indices,
-    standardize,
-    to_tensor,
-    train_loop,
-)
 from .base import RunContext, RunResult
+from .data import minibatches, split_indices, standardize, to_tensor
+from .device import cpu_threads
+from .loop import check_finite, classification_metrics, eval_steps, report_metric, train
+from .options import Opt, parse_options
 
 DTYPE = torch.float64
 SUBOPT_FLOOR = 1e-16   # f − f* is clamped at this times max(1, |f*|) before the log
@@ -96,22 +88,24 @@ class LogRegDigits:
         b = torch.nn.Parameter(torch.zeros(k, dtype=DTYPE, device=dev))
         metric = report_metric(ctx, self.metrics, "loss")
 
-        def batch_loss(idx):
+        total, rows = minibatches(ctx, len(ytr), g, dev)
+
+        def step(t: int) -> torch.Tensor:
+            idx = rows(t)
             x, y = (xtr, ytr) if idx is None else (xtr[idx], ytr[idx])
             loss = torch.nn.functional.cross_entropy(x @ w + b, y)
-            return loss + 0.5 * l2 * (w * w).sum() if l2 else loss
+            loss = loss + 0.5 * l2 * (w * w).sum() if l2 else loss
+            loss.backward()
+            return loss
 
         def evaluate(x, y):
             with torch.no_grad():
                 return classification_metrics(x @ w + b, y)
 
-        steps = train_loop(
-            ctx, [w, b], len(ytr), batch_loss, lambda: evaluate(xva, yva)[metric],
-            generator=g, eval_points=self.options["eval_points"],
-        )
-        val, test = evaluate(xva, yva), evaluate(xte, yte)
+        val, _ = train(ctx, [w, b], total, step, lambda: evaluate(xva, yva), metric,
+                       eval_steps(total, self.options["eval_points"]))
         check_finite(val, "validation")
-        return RunResult(validation=val, test=test, steps=steps)
+        return RunResult(validation=val, test=evaluate(xte, yte), steps=total)
 
 
 def logreg_digits(options: dict[str, Any]) -> LogRegDigits:
@@ -364,15 +358,21 @@ class ConvexWorkload:
                 return {"log10_subopt": f, "loss": f}
             return {"log10_subopt": math.log10(prob.subopt(f)), "loss": f}
 
-        steps = train_loop(
-            ctx, [x], prob.n, lambda idx: prob.batch_objective(x, idx),
-            lambda: measure()[metric], generator=g, eval_points=self.options["eval_points"],
-            after_backward=self.after_backward(x, g),
-        )
-        result = measure()
+        total, rows = minibatches(ctx, prob.n, g, ctx.device)
+        perturb = self.after_backward(x, g)
+
+        def step(t: int) -> torch.Tensor:
+            loss = prob.batch_objective(x, rows(t))
+            loss.backward()
+            if perturb is not None:
+                perturb()
+            return loss
+
+        result, _ = train(ctx, [x], total, step, measure, metric,
+                          eval_steps(total, self.options["eval_points"]))
         check_finite(result, "final")
         return RunResult(
-            validation=dict(result), test=dict(result), steps=steps,
+            validation=dict(result), test=dict(result), steps=total,
             extra={"f_star": prob.f_star, "problem": prob.name},
         )
 

@@ -33,36 +33,29 @@ from typing import Any
 import torch
 
 from ..errors import DataError, SpecError
-from .base import Diverged, RunContext, RunResult
-from .nets import (
-    GPT,
-    Option,
-    autocast,
-    check_options,
-    init_seed,
-    is_norm_or_bias,
-    maybe_compile,
-    param_groups,
-    seeded,
-)
+from .base import RunContext, RunResult
+from .device import autocast, init_seed, is_norm_or_bias, maybe_compile, param_groups, seeded
+from .loop import report_metric, train
+from .models import GPT
+from .options import Opt, parse_options
 
 BLOCK_BYTES = 65536   # split block size (smaller when the corpus is small)
 CYCLE = 20            # of every CYCLE blocks: CYCLE - 2 train, 1 validation, 1 test
 MIN_BLOCKS = 2 * CYCLE
 
 OPTIONS = {
-    "data_path": Option("", "str", help="a text file; empty: the Python standard library's sources"),
-    "max_bytes": Option(24_000_000, "int", low=1000, help="cap on the corpus size in bytes"),
-    "n_layer": Option(6, "int", low=1, high=128),
-    "n_head": Option(6, "int", low=1, high=128),
-    "d_model": Option(384, "int", low=8, high=16384),
-    "context": Option(256, "int", low=2, high=65536, help="sequence length in bytes"),
-    "micro_batch_tokens": Option(
+    "data_path": Opt("", "str", help="a text file; empty: the Python standard library's sources"),
+    "max_bytes": Opt(24_000_000, "int", low=1000, help="cap on the corpus size in bytes"),
+    "n_layer": Opt(6, "int", low=1, high=128),
+    "n_head": Opt(6, "int", low=1, high=128),
+    "d_model": Opt(384, "int", low=8, high=16384),
+    "context": Opt(256, "int", low=2, high=65536, help="sequence length in bytes"),
+    "micro_batch_tokens": Opt(
         0, "int", low=0, help="tokens per forward/backward pass (0: the whole batch at once)"
     ),
-    "eval_batches": Option(20, "int", low=1, help="validation/test windows = this × batch_size"),
-    "eval_every": Option(0, "int", low=0, help="steps between validation reports (0: 10 per run)"),
-    "compile": Option(False, "bool", help="torch.compile the model"),
+    "eval_batches": Opt(20, "int", low=1, help="validation/test windows = this × batch_size"),
+    "eval_every": Opt(0, "int", low=0, help="steps between validation reports (0: 10 per run)"),
+    "compile": Opt(False, "bool", help="torch.compile the model"),
 }
 
 
@@ -198,7 +191,7 @@ class ByteLM:
     metrics = {"loss": "minimize", "bpb": "minimize"}
 
     def __init__(self, options: dict[str, Any] | None = None):
-        self.options = check_options("lm", options, OPTIONS)
+        self.options = parse_options("lm", options, OPTIONS)
         if self.options["d_model"] % self.options["n_head"]:
             raise SpecError(
                 f"workload.d_model = {self.options['d_model']} must be a multiple of "
@@ -217,36 +210,20 @@ class ByteLM:
         n_seq = max(1, len(corpus.train) // context)  # windows per "epoch"
         total = int(ctx.train.total_steps(n_seq))
         every = opts["eval_every"] or max(1, math.ceil(total / 10))
-        report_on = getattr(ctx, "metric", None)
-        report_on = report_on if report_on in self.metrics else "loss"
 
         with seeded(init_seed(ctx)):
             model = GPT(opts["n_layer"], opts["n_head"], opts["d_model"], context)
         model = model.to(device)
         fwd = maybe_compile(model, opts["compile"])
-        opt = ctx.make_optimizer(param_groups(model, is_norm_or_bias(model)))
-        sched = ctx.make_scheduler(opt, total)
         g = ctx.generator(device)
         high = len(corpus.train) - context  # window starts in [0, high)
         max_windows = opts["eval_batches"] * batch
         val_starts = eval_windows(len(corpus.val), context, max_windows).to(device)
         test_starts = eval_windows(len(corpus.test), context, max_windows).to(device)
 
-        def validate(step: int) -> dict[str, float]:
-            model.eval()
-            res = evaluate(fwd, corpus.val, val_starts, context, micro, device)
-            model.train()
-            if not math.isfinite(res["loss"]):
-                raise Diverged(f"validation loss is {res['loss']} at step {step}")
-            return res
-
-        start = time.perf_counter()
-        model.train()
-        val: dict[str, float] = {}
-        for step in range(1, total + 1):
+        def step(t: int) -> torch.Tensor:
             starts = torch.randint(0, high, (batch,), generator=g, device=device)
             chunk = gather_windows(corpus.train, starts, context)
-            opt.zero_grad(set_to_none=True)
             step_loss = torch.zeros((), device=device)
             for a in range(0, batch, micro):
                 part = chunk[a:a + micro]
@@ -255,15 +232,18 @@ class ByteLM:
                 loss = loss * (part.shape[0] / batch)
                 loss.backward()
                 step_loss += loss.detach()
-            opt.step()
-            ctx.log_step(step, step_loss, opt)
-            sched.step()
-            if step % every == 0 or step == total:
-                last = float(step_loss)
-                if not math.isfinite(last):
-                    raise Diverged(f"training loss is {last} at step {step}")
-                val = validate(step)
-                ctx.report(step, val[report_on])
+            return step_loss
+
+        def validate() -> dict[str, float]:
+            model.eval()
+            res = evaluate(fwd, corpus.val, val_starts, context, micro, device)
+            model.train()
+            return res
+
+        start = time.perf_counter()
+        model.train()
+        val, _ = train(ctx, param_groups(model, is_norm_or_bias(model)), total, step, validate,
+                       report_metric(ctx, self.metrics, "loss"), range(every, total + 1, every))
         train_s = time.perf_counter() - start
         model.eval()
         test = evaluate(fwd, corpus.test, test_starts, context, micro, device)

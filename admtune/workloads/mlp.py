@@ -16,26 +16,18 @@ maximize) on the validation and the test split.
 from __future__ import annotations
 
 import functools
-import math
 from typing import Any
 
 import numpy as np
 import torch
 
 from ..errors import SpecError
-from ._common import (
-    Opt,
-    check_finite,
-    classification_metrics,
-    cpu_threads,
-    parse_options,
-    report_metric,
-    split_indices,
-    standardize,
-    to_tensor,
-    train_loop,
-)
 from .base import RunContext, RunResult
+from .data import minibatches, split_indices, standardize, to_tensor
+from .device import cpu_threads
+from .loop import check_finite, classification_metrics, eval_steps, report_metric, train
+from .models import build_mlp
+from .options import Opt, parse_options
 
 DTYPE = torch.float32
 DATA_SEED = 7  # the fixed seed of the synthetic dataset
@@ -65,24 +57,6 @@ def _splits(dataset: str, n_samples: int, n_features: int, n_classes: int):
         (to_tensor(a, DTYPE), torch.as_tensor(y[i], dtype=torch.long))
         for a, i in zip(xs, (tr, va, te), strict=True)
     )
-
-
-def build_mlp(
-    sizes: list[int], generator: torch.Generator, dtype: torch.dtype = DTYPE
-) -> torch.nn.Sequential:
-    """Linear–ReLU layers of ``sizes`` (input, hidden…, output), initialised like PyTorch's default
-    (uniform ±1/√fan_in for weights and biases) from ``generator``."""
-    layers: list[torch.nn.Module] = []
-    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-        lin = torch.nn.Linear(fan_in, fan_out, dtype=dtype)
-        bound = 1.0 / math.sqrt(fan_in)
-        with torch.no_grad():
-            lin.weight.uniform_(-bound, bound, generator=generator)
-            lin.bias.uniform_(-bound, bound, generator=generator)
-        layers.append(lin)
-        if i < len(sizes) - 2:
-            layers.append(torch.nn.ReLU())
-    return torch.nn.Sequential(*layers)
 
 
 class MLP:
@@ -134,21 +108,23 @@ class MLP:
         model = build_mlp(sizes, g).to(dev)
         metric = report_metric(ctx, self.metrics, "loss")
 
-        def batch_loss(idx):
+        total, rows = minibatches(ctx, len(ytr), g, dev)
+
+        def step(t: int) -> torch.Tensor:
+            idx = rows(t)
             x, y = (xtr, ytr) if idx is None else (xtr[idx], ytr[idx])
-            return torch.nn.functional.cross_entropy(model(x), y)
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            return loss
 
         def evaluate(x, y):
             with torch.no_grad():
                 return classification_metrics(model(x), y)
 
-        steps = train_loop(
-            ctx, model.parameters(), len(ytr), batch_loss, lambda: evaluate(xva, yva)[metric],
-            generator=g, eval_points=self.options["eval_points"],
-        )
-        val, test = evaluate(xva, yva), evaluate(xte, yte)
+        val, _ = train(ctx, model.parameters(), total, step, lambda: evaluate(xva, yva), metric,
+                       eval_steps(total, self.options["eval_points"]))
         check_finite(val, "validation")
-        return RunResult(validation=val, test=test, steps=steps)
+        return RunResult(validation=val, test=evaluate(xte, yte), steps=total)
 
 
 def mlp(options: dict[str, Any]) -> MLP:
