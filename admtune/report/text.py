@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from admtune.report.summary import BaselineSummary
     from admtune.study.spec import StudySpec
 
-# Accuracy is in percent in every workload (admtune.workloads._common.classification_metrics).
+# Accuracy is in percent in every workload (admtune.workloads.loop.classification_metrics).
 UNITS = {
     "loss": "nats", "train_loss": "nats", "val_loss": "nats", "test_loss": "nats", "nll": "nats",
     "cross_entropy": "nats", "accuracy": "%", "acc": "fraction", "error": "fraction",
