@@ -99,12 +99,14 @@ class RunRecorder:
     val_values: list[float] = field(default_factory=list)
     _checked: int = 0
     last_step: int = 0
+    total_steps: int | None = None
 
     # -- RunContext -----------------------------------------------------------------------------
     def make_optimizer(self, params: Iterable[Any]) -> torch.optim.Optimizer:
         return build_optimizer(params, self.arm)
 
     def make_scheduler(self, optimizer: torch.optim.Optimizer, total_steps: int) -> Any:
+        self.total_steps = int(total_steps)  # the run's length: the pruner waits a share of it
         return make_scheduler(optimizer, self.train.schedule, total_steps, self.arm.warmup_steps)
 
     def generator(self, device: torch.device | str | None = None) -> torch.Generator:

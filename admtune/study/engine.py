@@ -7,6 +7,9 @@ sharing one storage divide the work, and a killed study resumes where it stopped
 - Tuning: one study per baseline; a worker asks for a trial only while fewer than ``trials`` count
   (complete, pruned, diverged or running elsewhere). Crashed or interrupted trials do not count and are
   replaced; a trial of a dead worker is failed by Optuna's heartbeat check and replaced too.
+- Selection: the finalists of each tuning study (its best distinct β, β = 0.9, tune.candidates)
+  run on their own seeds, scored on the validation metric; the best mean is the tuned β. Keyed
+  runs, shared like evaluation runs.
 - Evaluation: each planned run has a key (baseline, arm, seed); a worker enqueues one key that has
   no live attempt, then pops the oldest waiting trial atomically. A duplicate (two workers picked
   the same key at once) is noticed when popped and skipped, so each key completes once.
@@ -24,7 +27,9 @@ import random
 import time
 import warnings
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 import optuna
@@ -42,10 +47,8 @@ from .events import Events, StopFlag
 from .execute import Executor
 from .pruning import HistoryPruner
 from .results import CORE_ARMS, StudyResults
-from .spec import StudySpec, diff
+from .spec import GROWABLE, StudySpec, budget, diff, without_budget
 
-DEFAULT_BETA = 0.9
-TUNING_SEED_OFFSET = 10_000   # tuning seeds 10000, 10001, …; evaluation seeds 0 … K−1
 POLL_S = 0.5                  # how often an idle worker looks for work finished elsewhere
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -91,7 +94,6 @@ class Engine:
         self.executor = Executor(spec=self.spec, workload=self.workload, device=self.device,
                                  storage=self.storage, events=self.events, stop=self.stop,
                                  heartbeat_interval=self.heartbeat_interval)
-        self._eval_ran: set[int] = set()  # numbers of the evaluation trials this worker ran
         self._stale_checked: dict[str, float] = {}
         # True when this worker should write the report: it ended the study's last run, or it
         # found the study already complete without running anything (a resume of a finished study).
@@ -99,14 +101,16 @@ class Engine:
 
     # -- setup ------------------------------------------------------------------------------
     def prepare(self) -> None:
-        """Create the studies (or check the stored fingerprint matches) before any training."""
+        """Create the studies (or check the stored spec matches, recording budgets that grew)
+        before any training."""
         fp = self.spec.fingerprint(__version__)
         meta_name = st.meta_name(self.name)
+        data = self.spec.to_data()
         if st.study_exists(self.storage, meta_name):
             meta = self._meta_attrs(meta_name)
+            old = json.loads(meta.get("spec", "{}"))
             if meta.get("fingerprint") != fp:
-                old = json.loads(meta.get("spec", "{}"))
-                changes = diff(old, self.spec.to_data())
+                changes = diff(without_budget(old), without_budget(data))
                 if meta.get("version") != __version__:
                     changes.append(f"admtune version: {meta.get('version')} → {__version__}")
                 what = "; ".join(c.replace("workload_options.", "workload.") for c in changes[:4])
@@ -114,11 +118,12 @@ class Engine:
                     f"the storage already holds study {self.name!r} with a different spec "
                     f"({what or 'fingerprint differs'}); use another --out or --storage to start afresh"
                 )
+            self._grow(meta_name, meta, old, data)
         else:
             meta = optuna.create_study(study_name=meta_name, storage=self.storage, load_if_exists=True)
             # The fingerprint goes last: a worker that finds it knows every other attribute is there.
             attrs = {
-                "spec": json.dumps(self.spec.to_data(), sort_keys=True), "version": __version__,
+                "spec": json.dumps(data, sort_keys=True), "version": __version__,
                 "versions": versions(), "device": describe_device(self.device),
                 "command": self.command, "admtune": "study", "fingerprint": fp,
             }
@@ -131,8 +136,31 @@ class Engine:
             if self.spec.tune.lr:
                 optuna.create_study(study_name=st.tune_name(self.name, baseline, adm=True),
                                     storage=self.storage, direction=direction, load_if_exists=True)
-        optuna.create_study(study_name=st.eval_name(self.name), storage=self.storage,
-                            direction=direction, load_if_exists=True)
+        for name in (st.select_name(self.name), st.eval_name(self.name)):
+            optuna.create_study(study_name=name, storage=self.storage, direction=direction,
+                                load_if_exists=True)
+
+    def _grow(self, meta_name: str, meta: dict[str, Any], old: dict[str, Any],
+              new: dict[str, Any]) -> None:
+        """Budgets may grow on resume (exactly the new runs are added), never shrink. Each change
+        is recorded with its time: the report calls a study grown after a report an interim look."""
+        before, after = budget(old), budget(new)
+        shrunk = [f"{k}: {before[k]} → {after[k]}" for k in GROWABLE if after[k] < before[k]]
+        if shrunk:
+            raise AdmtuneError(
+                f"the storage holds study {self.name!r} with a larger budget ({'; '.join(shrunk)}); "
+                "a budget may grow on resume, never shrink: use another --out or --storage"
+            )
+        grown = [k for k in GROWABLE if after[k] > before[k]]
+        if not grown:
+            return
+        at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        changes = list(meta.get("budget_changes", []))
+        changes += [{"key": k, "from": before[k], "to": after[k], "at": at} for k in grown]
+        study_id = self.storage.get_study_id_from_name(meta_name)
+        self.storage.set_study_user_attr(study_id, "budget_changes", changes)
+        self.storage.set_study_user_attr(study_id, "spec", json.dumps(new, sort_keys=True))
+        self.events.waiting("budget grown: " + ", ".join(f"{k} {before[k]} → {after[k]}" for k in grown))
 
     def _meta_attrs(self, meta_name: str, wait_s: float = 30.0) -> dict[str, Any]:
         """The meta study's attributes, waiting while another worker is still writing them."""
@@ -198,8 +226,7 @@ class Engine:
     def tuning_finished(self, baseline: str, adm: bool) -> bool:
         """The budget is counted and no trial of it is still running (here or elsewhere)."""
         trials = self._study(st.tune_name(self.name, baseline, adm)).get_trials(deepcopy=False)
-        counted, running, _ = records.tuning_counts(trials)
-        return counted >= self.spec.trials and not running
+        return records.tuning_finished(trials, self.spec.trials)
 
     def tune(self, baseline: str, adm: bool = False) -> None:
         """Run tuning trials until the budget counts ``trials`` (this worker's share)."""
@@ -238,81 +265,75 @@ class Engine:
                 lo, hi = u.lr_range[baseline]
                 lr = trial.suggest_float("lr", lo, hi, log=True)
             arm = self._arm(baseline, "adm_trial" if adm else "trial", beta, lr)
-            seed = TUNING_SEED_OFFSET + trial.number
+            seed = records.TUNING_SEED_OFFSET + trial.number
             what = "AdM lr" if adm else f"β={beta:.4f}"
-            self.executor.run(study, trial, arm, seed, prune=True,
+            self.executor.run(study, trial, arm, seed, prune=True, score="validation",
                               label=f"tune {baseline} #{trial.number} {what}", extra_attrs={"kind": "tune"})
 
-    def best_tuning(self, baseline: str, adm: bool = False) -> tuple[float | None, float]:
-        """(β, lr) of the best complete, non-diverged tuning trial."""
-        study = self._study(st.tune_name(self.name, baseline, adm))
-        best = records.best_trial(study.get_trials(deepcopy=False), self.spec.direction)
-        if best is None:
-            what = "AdM's lr" if adm else "β"
-            raise AdmtuneError(
-                f"every tuning trial of {baseline} ({what}) diverged or failed, so there is nothing to "
-                f"evaluate; lower train.lr.{baseline} or narrow the tuning range"
-            )
-        return best.user_attrs.get("beta"), float(best.user_attrs["lr"])
+    # -- selection and evaluation: keyed runs ------------------------------------------------
+    def _finished_tuning(self) -> dict[tuple[str, bool], list | None]:
+        out: dict[tuple[str, bool], list | None] = {}
+        for baseline in self.spec.baselines:
+            for adm in (False, True) if self.spec.tune.lr else (False,):
+                trials = self._study(st.tune_name(self.name, baseline, adm)).get_trials(deepcopy=False)
+                out[(baseline, adm)] = trials if records.tuning_finished(trials, self.spec.trials) else None
+        return out
 
-    # -- evaluation --------------------------------------------------------------------------
+    def selection_plan(self) -> tuple[list[dict[str, Any]], bool]:
+        """The selection runs that can be planned now; complete once every tuning study is done."""
+        return records.selection_plan(self.spec, self._finished_tuning())
+
     def plan(self) -> tuple[list[dict[str, Any]], bool]:
-        """The evaluation runs that can be planned now, and whether the plan is complete
-        (tuned arms need their tuning finished). A complete plan never changes again."""
+        """The evaluation runs that can be planned now, and whether the plan is complete (the
+        tuned arms need their selection decided). A complete plan never changes again."""
         if self._plan is not None:
             return self._plan, True
-        runs, complete = [], True
-        seeds = range(self.spec.seeds)
-        for baseline in self.spec.baselines:
-            lr0 = self.spec.train.lr[baseline]
-            adm_lr: float | None = lr0
-            tuned: tuple[float | None, float] | None = None
-            if self.spec.tune.lr:
-                finished = self.tuning_finished(baseline, adm=True)
-                adm_lr = self.best_tuning(baseline, adm=True)[1] if finished else None
-            if self.tuning_finished(baseline, adm=False):
-                tuned = self.best_tuning(baseline)
-            arms: list[tuple[str, float | None, float | None]] = [("default", DEFAULT_BETA, lr0)]
-            if adm_lr is not None:
-                arms.insert(0, ("adm", None, adm_lr))
-            else:
-                complete = False
-            if tuned is not None:
-                arms.insert(1, ("tuned", tuned[0], tuned[1]))
-                for extra in self.spec.extra_arms:
-                    arms.append((extra, tuned[0], tuned[1]))
-            else:
-                complete = False
-            for arm, beta, lr in arms:
-                for seed in seeds:
-                    runs.append({"key": f"{baseline}/{arm}/{seed}", "baseline": baseline,
-                                 "arm": arm, "seed": seed, "beta": beta, "lr": lr})
+        selection = self._study(st.select_name(self.name)).get_trials(deepcopy=False)
+        runs, complete = records.evaluation_plan(self.spec, self._finished_tuning(), selection)
         if complete:
             self._plan = runs
         return runs, complete
 
+    def select(self) -> bool:
+        """Run the finalists of tuning on their selection seeds; True when every run ended."""
+        n_finalists = self.spec.tune.finalists + 1 + len(self.spec.tune.candidates)  # at most
+        arms = 2 if self.spec.tune.lr else 1
+        return self._run_keyed(
+            st.select_name(self.name), self.selection_plan, "select",
+            lambda planned, complete: len(planned) if complete else
+            len(self.spec.baselines) * arms * n_finalists * self.spec.tune.selection_seeds,
+            score="validation",
+        )
+
     def evaluate(self) -> bool:
-        """Run evaluation runs until the plan is done; True when every planned run ended.
+        """Run the evaluation runs until the plan is done; True when every planned run ended."""
+        return self._run_keyed(st.eval_name(self.name), self.plan, "evaluate",
+                               lambda planned, complete: planned_runs(self.spec), score="test")
+
+    def _run_keyed(self, study_name: str, plan: Callable[[], tuple[list[dict[str, Any]], bool]],
+                   phase: str, total: Callable[[list, bool], int], score: str) -> bool:
+        """Run a stage's keyed runs until its plan is done; True when every planned run ended.
 
         A worker enqueues one planned key at a time, just before it asks for a trial (which pops the
         oldest waiting one), picking keys in its own random order: workers rarely pick the same
         key, and when two do, the later attempt notices the earlier one and is skipped.
         """
         order = random.Random(os.getpid() * 1_000_003 + time.monotonic_ns())
-        total = planned_runs(self.spec)
+        ran: set[int] = set()  # numbers of the trials of this stage that this worker ran
         while not self.stop.after_run:
-            planned, plan_complete = self.plan()
-            study = self._study(st.eval_name(self.name))
+            planned, plan_complete = plan()
+            study = self._study(study_name)
             self._fail_stale(study)
             trials = study.get_trials(deepcopy=False)
             states = records.eval_states(trials, [run["key"] for run in planned])
             done = sum(s in ("complete", "failed") for s in states.values())
-            self.events.phase("evaluate", total, done)
+            self.events.phase(phase, total(planned, plan_complete), done)
             if plan_complete and done == len(planned):
-                # Every worker that sees the study complete reads the same trials, so exactly one
-                # finds that it ended the last run (two ending at once would both write otherwise).
-                self.writes_report = (records.last_ended_run(trials) in self._eval_ran if self._eval_ran
-                                      else self.runs_executed == 0)
+                if phase == "evaluate":
+                    # Every worker that sees the study complete reads the same trials, so exactly
+                    # one finds that it ended the last run (two ending at once would both write).
+                    self.writes_report = (records.last_ended_run(trials) in ran if ran
+                                          else self.runs_executed == 0)
                 return True
             todo = [run for run in planned if states[run["key"]] == "todo"]
             if not todo and not any(t.state == TrialState.WAITING for t in trials):
@@ -334,20 +355,21 @@ class Engine:
                 study.tell(trial, state=TrialState.FAIL)
                 continue
             arm = self._arm(run["baseline"], run["arm"], run["beta"], run["lr"])
-            self._eval_ran.add(trial.number)
-            self.executor.run(study, trial, arm, int(run["seed"]), prune=False,
-                              label=f"eval {key}", extra_attrs={"kind": "eval", "key": key})
+            ran.add(trial.number)
+            self.executor.run(study, trial, arm, int(run["seed"]), prune=False, score=score,
+                              label=f"{phase} {key}", extra_attrs={"kind": phase, "key": key})
         return False
 
     # -- everything --------------------------------------------------------------------------
     def run(self) -> bool:
-        """Tune every baseline, then evaluate. True when the study is complete."""
+        """Tune every baseline, select among the finalists, then evaluate. True when the study
+        is complete."""
         self.prepare()
         for baseline in self.spec.baselines:
             self.tune(baseline)
             if self.spec.tune.lr:
                 self.tune(baseline, adm=True)
-        if self.stop.after_run:
+        if self.stop.after_run or not self.select():
             return False
         return self.evaluate()
 
@@ -359,4 +381,4 @@ class Engine:
         self._rdb.engine.dispose()
 
 
-__all__ = ["CORE_ARMS", "DEFAULT_BETA", "Engine", "planned_runs"]
+__all__ = ["CORE_ARMS", "Engine", "planned_runs"]

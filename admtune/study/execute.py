@@ -28,8 +28,6 @@ from .environment import WORKER_ID
 from .events import Events, StopFlag
 from .spec import StudySpec
 
-MIN_REPORTS = 3  # evaluation points before the median pruner may stop a trial
-
 
 @dataclass
 class Executor:
@@ -53,27 +51,31 @@ class Executor:
         return math.inf if self.spec.direction == "minimize" else -math.inf
 
     def run(self, study: optuna.Study, trial: optuna.Trial, arm: Arm, seed: int, *,
-            prune: bool, label: str, extra_attrs: dict[str, Any]) -> None:
+            prune: bool, score: str, label: str, extra_attrs: dict[str, Any]) -> None:
         """Train one run as ``trial`` and tell the storage how it ended. Never raises for a
-        diverged, pruned or crashed run; re-raises Interrupted after recording it."""
+        diverged, pruned or crashed run; re-raises Interrupted after recording it.
+
+        ``score`` is the split whose metric is the trial's value: "validation" for tuning and
+        selection (β is never chosen on the test set), "test" for evaluation. ``prune`` lets the
+        median pruner stop it (tuning only)."""
         metric = self.spec.metric
+        on_validation = score == "validation"
         attrs: dict[str, Any] = {
             "baseline": arm.baseline, "arm": arm.name, "seed": seed, "beta": arm.beta, "lr": arm.lr,
-            "metric": f"val_{metric}" if prune else metric, "device": str(self.device),
+            "metric": f"val_{metric}" if on_validation else metric, "device": str(self.device),
             "worker": WORKER_ID,
             "warmup_steps": arm.warmup_steps, **extra_attrs,
         }
 
-        reports = 0
-
         def should_prune(step: int, value: float) -> bool:
             # Only tuning trials tell Optuna their intermediate values (each is a commit; the
             # validation curve of every run is kept in its record). Early evaluation points say
-            # little about β (high momentum starts slower): the median rule applies from the
-            # MIN_REPORTS-th evaluation point of a run on.
-            nonlocal reports
-            reports += 1
-            if not prune or self.spec.tune.pruner == "none" or reports < MIN_REPORTS:
+            # little about β (high momentum starts slower, and a run that overfits late wins
+            # late): the median rule applies only after tune.prune_after of the run's steps, which
+            # the recorder learns from the workload's scheduler. Unknown length: never pruned.
+            if not prune or self.spec.tune.pruner == "none" or rec.total_steps is None:
+                return False
+            if step + 1 < self.spec.tune.prune_after * rec.total_steps:
                 return False
             trial.report(value, step)
             return trial.should_prune()
@@ -92,7 +94,7 @@ class Executor:
             try:
                 result = self.workload.run(rec)
                 rec.finish()
-                value = float(result.test[metric]) if not prune else float(result.validation[metric])
+                value = float(result.validation[metric] if on_validation else result.test[metric])
                 attrs.update(status="complete", value=value, steps=int(result.steps),
                              val_value=float(result.validation[metric]))
                 attrs["metrics"] = {"validation": result.validation, "test": result.test}
@@ -180,4 +182,4 @@ def round_trace(trace: dict[str, Any] | None, digits: int = 5) -> dict[str, Any]
     return {**trace, "values": vals}
 
 
-__all__ = ["MIN_REPORTS", "Executor", "round_trace"]
+__all__ = ["Executor", "round_trace"]

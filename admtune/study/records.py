@@ -17,6 +17,7 @@ receives runs already reduced by them.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import optuna
@@ -29,6 +30,9 @@ from .results import CORE_ARMS, Run, StudyResults
 from .spec import StudySpec
 
 MAX_ATTEMPTS = 3  # a run that crashes this many times is recorded as failed
+DEFAULT_BETA = 0.9               # the customary β: an evaluation arm, and always a finalist
+TUNING_SEED_OFFSET = 10_000      # tuning seeds 10000, 10001, …
+SELECTION_SEED_OFFSET = 20_000   # selection seeds 20000, 20001, …; evaluation seeds 0 … K−1
 # Attributes the engine queries get a key each; the rest of a run's record goes in one attribute
 # (each attribute is a commit, and commits are what several workers on one storage queue for).
 QUERIED_ATTRS = ("key", "status", "beta", "lr", "reason")
@@ -98,9 +102,7 @@ def tuning_counts(trials: list[FrozenTrial]) -> tuple[int, int, int]:
 
 def best_trial(trials: list[FrozenTrial], direction: str) -> FrozenTrial | None:
     """The best complete, non-diverged tuning trial (ties: the earliest), or None."""
-    done = [t for t in trials if t.state == TrialState.COMPLETE
-            and t.user_attrs.get("status") == "complete" and t.value is not None
-            and math.isfinite(t.value)]
+    done = [t for t in trials if _is_complete_trial(t)]
     if not done:
         return None
     sign = 1.0 if direction == "minimize" else -1.0
@@ -161,6 +163,166 @@ def last_ended_run(trials: list[FrozenTrial]) -> int | None:
     return max(ended, key=lambda t: (t.datetime_complete, t.number)).number
 
 
+# --- selection: the finalists of tuning, re-run on their own seeds -----------------------------
+@dataclass(frozen=True)
+class Finalist:
+    """A (β, lr) the selection stage scores on several seeds; β None for AdM's lr study."""
+
+    beta: float | None
+    lr: float
+    origin: str  # "trial #N" (a tuning trial), "β = 0.9" (always), "candidate" (tune.candidates)
+
+    def key(self, baseline: str, adm: bool, seed: int) -> str:
+        arm = "adm_select" if adm else "select"
+        # repr of a float is exact: the same finalist has the same key in every worker
+        return f"{baseline}/{arm}/beta={self.beta!r}/lr={self.lr!r}/{seed}"
+
+
+def finalists(trials: list[FrozenTrial], spec: StudySpec, baseline: str, adm: bool) -> list[Finalist]:
+    """The selection stage's finalists, in order (ties of the selection go to the earlier one):
+    the ``tune.finalists`` best distinct (β, lr) of the complete tuning trials, then the untuned
+    default (β = 0.9 with the spec's lr; for AdM's lr study the spec's lr), then tune.candidates."""
+    sign = 1.0 if spec.direction == "minimize" else -1.0
+    done = sorted((t for t in trials if _is_complete_trial(t)), key=lambda t: (sign * t.value, t.number))
+    out: list[Finalist] = []
+    seen: set[tuple[float | None, float]] = set()
+
+    def add(beta: float | None, lr: float, origin: str) -> None:
+        if (beta, lr) not in seen:
+            seen.add((beta, lr))
+            out.append(Finalist(beta, lr, origin))
+
+    for t in done:
+        if len(out) >= spec.tune.finalists:
+            break
+        add(None if adm else t.user_attrs.get("beta"), float(t.user_attrs["lr"]), f"trial #{t.number}")
+    lr0 = spec.train.lr[baseline]
+    if adm:
+        add(None, lr0, "spec lr")
+    else:
+        add(DEFAULT_BETA, lr0, "β = 0.9")
+        for beta in spec.tune.candidates:
+            add(float(beta), lr0, "candidate")
+    return out
+
+
+def selection_seeds(spec: StudySpec) -> range:
+    return range(SELECTION_SEED_OFFSET, SELECTION_SEED_OFFSET + spec.tune.selection_seeds)
+
+
+def selection_scores(trials: list[FrozenTrial], cands: list[Finalist], spec: StudySpec,
+                     baseline: str, adm: bool) -> list[tuple[Finalist, list[float | None]]]:
+    """Each finalist's selection values by seed (validation metric; None: not ended yet);
+    a diverged or failed run scores the worst value."""
+    worst = math.inf if spec.direction == "minimize" else -math.inf
+    ended = final_attempts(trials)
+    out = []
+    for f in cands:
+        values: list[float | None] = []
+        for seed in selection_seeds(spec):
+            t = ended.get(f.key(baseline, adm, seed))
+            if t is None:
+                values.append(None)
+            elif t.state == TrialState.COMPLETE and _finite(t.value) and \
+                    t.user_attrs.get("status") == "complete":
+                values.append(float(t.value))
+            else:
+                values.append(worst)
+        out.append((f, values))
+    return out
+
+
+def selected(scores: list[tuple[Finalist, list[float | None]]], direction: str) -> Finalist | None:
+    """The finalist with the best mean selection value (ties: the earlier), once every selection
+    run has ended; None before."""
+    if not scores or any(v is None for _, values in scores for v in values):
+        return None
+    sign = 1.0 if direction == "minimize" else -1.0
+
+    def mean(values: list[float | None]) -> float:
+        return sum(values) / len(values)  # ±inf where a run diverged: never the best unless all did
+
+    best = min(range(len(scores)), key=lambda i: (sign * mean(scores[i][1]), i))
+    return scores[best][0]
+
+
+def _finite(x: Any) -> bool:
+    return x is not None and math.isfinite(x)
+
+
+def _is_complete_trial(t: FrozenTrial) -> bool:
+    return (t.state == TrialState.COMPLETE and t.user_attrs.get("status") == "complete"
+            and _finite(t.value))
+
+
+# --- the evaluation plan ----------------------------------------------------------------------
+def eval_key(baseline: str, arm: str, seed: int, beta: float | None = None, lr: float | None = None,
+             chosen: bool = False) -> str:
+    """An evaluation run's key. Arms whose β or lr the selection chose carry them in the key: if a
+    grown study selects another β, its earlier runs are simply no longer planned."""
+    key = f"{baseline}/{arm}/{seed}"
+    return f"{key}/beta={beta!r}/lr={lr!r}" if chosen else key
+
+
+def selection_plan(spec: StudySpec, tuning: dict[tuple[str, bool], list[FrozenTrial] | None]
+                   ) -> tuple[list[dict[str, Any]], bool]:
+    """The selection runs that can be planned now, and whether the plan is complete.
+    ``tuning[(baseline, adm)]`` holds a tuning study's trials once its budget is done, else None."""
+    runs: list[dict[str, Any]] = []
+    complete = True
+    for baseline in spec.baselines:
+        for adm in (False, True) if spec.tune.lr else (False,):
+            trials = tuning.get((baseline, adm))
+            if trials is None:
+                complete = False
+                continue
+            for f in finalists(trials, spec, baseline, adm):
+                for seed in selection_seeds(spec):
+                    runs.append({"key": f.key(baseline, adm, seed), "baseline": baseline,
+                                 "arm": "adm_select" if adm else "select", "seed": seed,
+                                 "beta": f.beta, "lr": f.lr, "finalist": f.origin})
+    return runs, complete
+
+
+def chosen(spec: StudySpec, tuning: dict[tuple[str, bool], list[FrozenTrial] | None],
+           selection: list[FrozenTrial], baseline: str, adm: bool) -> Finalist | None:
+    """The finalist the selection chose for a tuning study, or None while it is not decided."""
+    trials = tuning.get((baseline, adm))
+    if trials is None:
+        return None
+    scores = selection_scores(selection, finalists(trials, spec, baseline, adm), spec, baseline, adm)
+    return selected(scores, spec.direction)
+
+
+def evaluation_plan(spec: StudySpec, tuning: dict[tuple[str, bool], list[FrozenTrial] | None],
+                    selection: list[FrozenTrial]) -> tuple[list[dict[str, Any]], bool]:
+    """The evaluation runs that can be planned now (AdM, the selected β, β = 0.9 and the extra
+    arms, on seeds 0 … K−1), and whether the plan is complete."""
+    runs: list[dict[str, Any]] = []
+    complete = True
+    for baseline in spec.baselines:
+        lr0 = spec.train.lr[baseline]
+        adm = chosen(spec, tuning, selection, baseline, adm=True) if spec.tune.lr else None
+        tuned = chosen(spec, tuning, selection, baseline, adm=False)
+        if tuned is None or (spec.tune.lr and adm is None):
+            complete = False
+        arms: list[tuple[str, float | None, float | None, bool]] = []
+        if not spec.tune.lr:
+            arms.append(("adm", None, lr0, False))
+        elif adm is not None:
+            arms.append(("adm", None, adm.lr, True))
+        if tuned is not None:
+            arms.append(("tuned", tuned.beta, tuned.lr, True))
+        arms.append(("default", DEFAULT_BETA, lr0, False))
+        if tuned is not None:
+            arms += [(extra, tuned.beta, tuned.lr, True) for extra in spec.extra_arms]
+        for arm, beta, lr, was_chosen in arms:
+            for seed in range(spec.seeds):
+                runs.append({"key": eval_key(baseline, arm, seed, beta, lr, was_chosen),
+                             "baseline": baseline, "arm": arm, "seed": seed, "beta": beta, "lr": lr})
+    return runs, complete
+
+
 # --- reading a study back ----------------------------------------------------------------------
 def load_results(storage: optuna.storages.BaseStorage | str, name: str) -> StudyResults:
     """Rebuild a study's results from its storage alone."""
@@ -182,9 +344,20 @@ def load_results(storage: optuna.storages.BaseStorage | str, name: str) -> Study
             for pos, t in enumerate(counted_tuning_trials(trials)):
                 if t.state != TrialState.RUNNING:
                     runs.append(run_from_trial(t, name, pos))
+    tuning = {key: finished for key, finished in _tuning_trials(storage, spec, name).items()}
+    selection: list[FrozenTrial] = []
+    if st.study_exists(storage, st.select_name(name)):
+        selection = optuna.load_study(study_name=st.select_name(name),
+                                      storage=storage).get_trials(deepcopy=False)
+        plan = selection_plan(spec, tuning)[0]  # in finalist order, seeds within
+        ended = final_attempts(selection)
+        runs.extend(run_from_trial(ended[run["key"]], name, ended[run["key"]].number)
+                    for run in plan if run["key"] in ended)
     if st.study_exists(storage, st.eval_name(name)):
         trials = optuna.load_study(study_name=st.eval_name(name), storage=storage).get_trials(deepcopy=False)
-        evals = [run_from_trial(t, name, t.number) for t in final_attempts(trials).values()]
+        planned = {run["key"] for run in evaluation_plan(spec, tuning, selection)[0]}
+        evals = [run_from_trial(t, name, t.number) for key, t in final_attempts(trials).items()
+                 if key in planned]
         # A stable order (workers run evaluation keys in any order): baseline, arm, seed.
         order = {b: i for i, b in enumerate(spec.baselines)}
         runs.extend(sorted(evals, key=lambda r: (order.get(r.baseline, 99),
@@ -193,10 +366,33 @@ def load_results(storage: optuna.storages.BaseStorage | str, name: str) -> Study
         name=name, spec=spec, fingerprint=meta.get("fingerprint", ""),
         version=meta.get("version", ""), versions=meta.get("versions", {}),
         device=meta.get("device", ""), wall_s=float(sum(r.wall_s for r in runs)),
-        command=meta.get("command", ""), runs=runs,
+        command=meta.get("command", ""), runs=runs, budget_changes=list(meta.get("budget_changes", [])),
     )
 
 
-__all__ = ["MAX_ATTEMPTS", "best_trial", "counted_tuning_trials", "eval_states", "final_attempts",
-           "is_duplicate", "last_ended_run", "load_results", "pack", "run_from_trial", "tuning_counts",
-           "unpack"]
+def _tuning_trials(storage: optuna.storages.BaseStorage, spec: StudySpec, name: str
+                   ) -> dict[tuple[str, bool], list[FrozenTrial] | None]:
+    """Each tuning study's trials once its budget is done (None while it is not)."""
+    out: dict[tuple[str, bool], list[FrozenTrial] | None] = {}
+    for baseline in spec.baselines:
+        for adm in (False, True) if spec.tune.lr else (False,):
+            sname = st.tune_name(name, baseline, adm)
+            trials = (optuna.load_study(study_name=sname, storage=storage).get_trials(deepcopy=False)
+                      if st.study_exists(storage, sname) else [])
+            out[(baseline, adm)] = trials if tuning_finished(trials, spec.trials) else None
+    return out
+
+
+def tuning_finished(trials: list[FrozenTrial], budget: int) -> bool:
+    """The budget is counted and no trial of it is still running (here or elsewhere)."""
+    counted, running, _ = tuning_counts(trials)
+    return counted >= budget and not running
+
+
+__all__ = [
+    "DEFAULT_BETA", "MAX_ATTEMPTS", "SELECTION_SEED_OFFSET", "TUNING_SEED_OFFSET", "Finalist",
+    "best_trial", "chosen", "counted_tuning_trials", "eval_key", "eval_states", "evaluation_plan",
+    "final_attempts", "finalists", "is_duplicate", "last_ended_run", "load_results", "pack",
+    "run_from_trial", "selected", "selection_plan", "selection_scores", "selection_seeds",
+    "tuning_counts", "tuning_finished", "unpack",
+]

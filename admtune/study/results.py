@@ -19,6 +19,8 @@ RUNS_COLUMNS = [
 # Tuning runs are arm "trial" (β, with lr when tune.lr) and "adm_trial" (AdM's lr).
 CORE_ARMS = ("adm", "tuned", "default")
 TRIAL_ARMS = ("trial", "adm_trial")
+# Selection runs: the finalists of tuning on their own seeds, scored on the validation metric.
+SELECT_ARMS = ("select", "adm_select")
 
 
 @dataclass
@@ -63,6 +65,8 @@ class StudyResults:
     wall_s: float                    # sum of run wall times
     command: str                     # the command that reproduces the study
     runs: list[Run] = field(default_factory=list)
+    # Budgets grown on resume: [{"key": "seeds", "from": 5, "to": 10, "at": ISO time}, ...]
+    budget_changes: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if isinstance(self.spec, dict):  # as stored: canonical plain data

@@ -63,6 +63,10 @@ TUNE = {
     "lr_range": ("family_range", None, False),
     "sampler": (("tpe", "random"), "tpe", False),
     "pruner": (("median", "none"), "median", False),
+    "prune_after": ("fraction", 0.5, False),       # the median pruner waits this share of a run
+    "finalists": ("pos_int", 3, False),            # best distinct β of tuning re-run in selection
+    "selection_seeds": ("pos_int", 3, False),      # seeds each finalist runs on in selection
+    "candidates": ("betas", [], False),            # β always among the finalists (β = 0.9 is)
 }
 TABLES = {"train": TRAIN, "tune": TUNE}
 
@@ -91,6 +95,10 @@ class TuneSpec:
     lr_range: dict[str, list[float]] | None = None
     sampler: str = "tpe"
     pruner: str = "median"
+    prune_after: float = 0.5
+    finalists: int = 3
+    selection_seeds: int = 3
+    candidates: list[float] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -253,9 +261,38 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
+# Budgets a study may grow on resume (never shrink): the fingerprint leaves them out, the storage
+# records each change (see admtune.study.engine).
+GROWABLE = ("trials", "seeds", "tune.finalists", "tune.selection_seeds")
+
+
+def budget(data: dict[str, Any]) -> dict[str, int]:
+    """The growable budgets of a canonical spec, by dotted key."""
+    out = {}
+    for key in GROWABLE:
+        node: Any = data
+        for part in key.split("."):
+            node = (node or {}).get(part)
+        out[key] = int(node) if node is not None else 0
+    return out
+
+
+def without_budget(data: dict[str, Any]) -> dict[str, Any]:
+    """The canonical spec less its growable budgets (what must not change on resume)."""
+    data = copy.deepcopy(data)
+    for key in GROWABLE:
+        *path, last = key.split(".")
+        node = data
+        for part in path:
+            node = node.get(part, {})
+        node.pop(last, None)
+    return data
+
+
 def fingerprint(data: dict[str, Any], version: str) -> str:
-    """sha256 of the canonical spec (without its description) and the package version."""
-    payload = {k: v for k, v in data.items() if k != "description"}
+    """sha256 of the canonical spec (without its description and growable budgets) and the
+    package version."""
+    payload = {k: v for k, v in without_budget(data).items() if k != "description"}
     blob = json.dumps({"spec": payload, "version": version}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -372,6 +409,14 @@ def _check(key: str, kind: Any, v: Any, baselines: list[str]) -> Any:
         if not 0 < _num(key, v) < 1:
             _fail(key, f"must be in (0, 1), got {v!r}")
         return float(v)
+    if kind == "fraction":
+        if not 0 <= _num(key, v) <= 1:
+            _fail(key, f"must be in [0, 1], got {v!r}")
+        return float(v)
+    if kind == "betas":
+        if not isinstance(v, list):
+            _fail(key, f"must be a list of β values in [0, 1), got {v!r}")
+        return [_check(f"{key}[{i}]", "beta", x, baselines) for i, x in enumerate(v)]
     if kind == "beta":
         if not 0 <= _num(key, v) < 1:
             _fail(key, f"must be in [0, 1), got {v!r}")

@@ -6,6 +6,7 @@ Layout of one admtune study NAME inside an Optuna storage (Optuna's own CLI list
 - ``NAME``                     the meta study: spec, fingerprint, versions (user attrs); no trials
 - ``NAME/tune/<baseline>``     tuning trials of the baseline's β (and lr when tune.lr = true)
 - ``NAME/tune/<baseline>/adm`` AdM's lr tuning (only when tune.lr = true; arm ``adm_trial``)
+- ``NAME/select``               the selection runs: every finalist on its selection seeds (keyed)
 - ``NAME/eval``                the evaluation runs, one enqueued trial per key (baseline, arm, seed)
 """
 
@@ -34,6 +35,10 @@ def meta_name(name: str) -> str:
 
 def tune_name(name: str, baseline: str, adm: bool = False) -> str:
     return f"{name}/tune/{baseline}" + ("/adm" if adm else "")
+
+
+def select_name(name: str) -> str:
+    return f"{name}/select"
 
 
 def eval_name(name: str) -> str:
