@@ -47,7 +47,8 @@ def test_defaults_are_filled_and_workload_table_is_split():
     assert s.alpha == 0.05 and s.trials == 20 and s.seeds == 5
     assert s.baselines == ["sgd", "adamw"]
     assert dataclasses.asdict(s.tune) == {"beta_low": 0.0, "beta_high": 0.999, "lr": False, "lr_range": None,
-                      "sampler": "tpe", "pruner": "median"}
+                      "sampler": "tpe", "pruner": "median", "prune_after": 0.5,
+                      "finalists": 3, "selection_seeds": 3, "candidates": []}
     assert s.train.weight_decay == {"sgd": 0.0, "adamw": 0.0}
     assert s.to_toml_dict()["workload"] == {"name": "tests.toy_workload:toy", "dim": 4}
 

@@ -2,7 +2,8 @@
 
 Options: ``dim`` (int), ``n`` (samples), ``crash_seeds`` (seeds whose run raises, for retry tests),
 ``nan_seeds`` (seeds whose loss turns NaN: divergence), ``sleep`` (seconds per step, for
-kill/interrupt tests), ``metric_nan`` (return a NaN metric).
+kill/interrupt tests), ``metric_nan`` (return a NaN metric), ``lucky_seeds`` (seeds whose final
+validation value is a thousand times too good: a tuning trial that won by luck).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import torch
 from admtune.errors import SpecError
 from admtune.workloads.base import RunContext, RunResult
 
-KNOWN = {"dim", "n", "crash_seeds", "nan_seeds", "sleep", "metric_nan"}
+KNOWN = {"dim", "n", "crash_seeds", "nan_seeds", "sleep", "metric_nan", "lucky_seeds"}
 
 
 class Toy:
@@ -30,6 +31,7 @@ class Toy:
         self.nan_seeds = set(options.get("nan_seeds", []))
         self.sleep = float(options.get("sleep", 0.0))
         self.metric_nan = bool(options.get("metric_nan", False))
+        self.lucky_seeds = set(options.get("lucky_seeds", []))
         g = torch.Generator().manual_seed(0)  # the problem is fixed; the run seed picks the start
         self.X = torch.randn(self.n, self.dim, generator=g, dtype=torch.float64)
         w = torch.randn(self.dim, generator=g, dtype=torch.float64)
@@ -69,7 +71,10 @@ class Toy:
         if self.metric_nan:
             full = float("nan")
         metrics = {"loss": full, "score": -full}
-        return RunResult(validation=dict(metrics), test=dict(metrics), steps=total)
+        validation = dict(metrics)
+        if ctx.seed in self.lucky_seeds:
+            validation = {"loss": full * 1e-3, "score": -full * 1e-3}
+        return RunResult(validation=validation, test=dict(metrics), steps=total)
 
 
 def toy(options: dict) -> Toy:

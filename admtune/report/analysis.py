@@ -30,7 +30,7 @@ from admtune.report.summary import (
     WallTime,
 )
 from admtune.report.verdict import decide
-from admtune.study.results import TRIAL_ARMS, Run, StudyResults
+from admtune.study.results import SELECT_ARMS, TRIAL_ARMS, Run, StudyResults
 
 
 def _defined(x: Any) -> float | None:
@@ -123,7 +123,7 @@ def collect(results: StudyResults) -> dict[str, BaselineData]:
     data: dict[str, BaselineData] = {}
     for b in order:
         runs = [r for r in results.runs if r.baseline == b]
-        eval_arms = {r.arm for r in runs if r.arm not in TRIAL_ARMS}
+        eval_arms = {r.arm for r in runs if r.arm not in TRIAL_ARMS + SELECT_ARMS}
         extras = sorted(eval_arms - set(CORE_ARMS))
         bd = BaselineData(b)
         for arm in [a for a in CORE_ARMS if a in eval_arms] + extras:

@@ -289,10 +289,25 @@ class Engine:
         if self._plan is not None:
             return self._plan, True
         selection = self._study(st.select_name(self.name)).get_trials(deepcopy=False)
-        runs, complete = records.evaluation_plan(self.spec, self._finished_tuning(), selection)
+        tuning = self._finished_tuning()
+        runs, complete = records.evaluation_plan(self.spec, tuning, selection)
         if complete:
+            self._check_selection(tuning, selection)
             self._plan = runs
         return runs, complete
+
+    def _check_selection(self, tuning: dict, selection: list) -> None:
+        """A selection in which every run of every finalist diverged chose nothing."""
+        for (baseline, adm), trials in tuning.items():
+            cands = records.finalists(trials, self.spec, baseline, adm)
+            scores = records.selection_scores(selection, cands, self.spec, baseline, adm)
+            if all(v is not None and not math.isfinite(v) for _, values in scores for v in values):
+                what = "AdM's lr" if adm else "β"
+                raise AdmtuneError(
+                    f"every finalist of {baseline} ({what}: {len(cands)} finalists on "
+                    f"{self.spec.tune.selection_seeds} selection seeds) diverged or failed, so there "
+                    f"is nothing to evaluate; lower train.lr.{baseline} or narrow the tuning range"
+                )
 
     def select(self) -> bool:
         """Run the finalists of tuning on their selection seeds; True when every run ended."""
