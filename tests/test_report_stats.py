@@ -146,15 +146,81 @@ def test_property_more_adm_divergence_never_beats_or_matches(rows):
 
 
 def test_decide_order_and_nan():
+    """The margin first: TOST significant is a match whatever the one-sided tests say."""
     kw = dict(alpha=0.05, adm_diverged=0, baseline_diverged=0)
-    assert decide(p_better_holm=0.01, p_worse_holm=0.99, p_tost=0.01, **kw).verdict == "beats"
-    assert decide(p_better_holm=0.99, p_worse_holm=0.01, p_tost=0.01, **kw).verdict == "loses"
+    assert decide(p_better_holm=0.01, p_worse_holm=0.99, p_tost=0.01, **kw).verdict == "matches"
+    assert decide(p_better_holm=0.99, p_worse_holm=0.01, p_tost=0.01, **kw).verdict == "matches"
+    assert decide(p_better_holm=0.01, p_worse_holm=0.99, p_tost=0.5, **kw).verdict == "beats"
+    assert decide(p_better_holm=0.99, p_worse_holm=0.01, p_tost=0.5, **kw).verdict == "loses"
     assert decide(p_better_holm=0.5, p_worse_holm=0.5, p_tost=0.01, **kw).verdict == "matches"
+    assert decide(p_better_holm=0.5, p_worse_holm=0.5, p_tost=0.5, **kw).verdict == "inconclusive"
     assert decide(p_better_holm=math.nan, p_worse_holm=None, p_tost=math.nan,
                   **kw).verdict == "inconclusive"
     capped = dict(alpha=0.05, adm_diverged=1, baseline_diverged=0)
     assert decide(p_better_holm=0.01, p_worse_holm=0.99, p_tost=0.01, **capped).verdict \
         == "inconclusive"
+    assert decide(p_better_holm=0.99, p_worse_holm=0.01, p_tost=0.01, **capped).verdict == "loses"
+
+
+def _expected_ps(adm, tuned, margin, direction="minimize"):
+    """Raw one-sided p and TOST p straight from scipy / statsmodels (one baseline: Holm over
+    its two tests)."""
+    a, t = np.asarray(adm), np.asarray(tuned)
+    better, worse = ("less", "greater") if direction == "minimize" else ("greater", "less")
+    p_b = sps.ttest_rel(a, t, alternative=better).pvalue
+    p_w = sps.ttest_rel(a, t, alternative=worse).pvalue
+    holm = multipletests([p_b, p_w], alpha=0.05, method="holm")[1]
+    return holm[0], holm[1], ttost_paired(a, t, -margin, margin)[0]
+
+
+SMALL = [0.002, 0.0021, 0.0019, 0.0022, 0.0018, 0.002, 0.0021, 0.0019]  # tight, inside δ = 0.01
+
+
+@pytest.mark.parametrize("sign", [+1, -1])
+def test_significant_inside_margin_matches_with_direction(sign):
+    """A detectable difference inside ±δ is a match; the reason says which way it leans."""
+    adm = [b - sign * s for b, s in zip(BASE, SMALL, strict=True)]  # minimize: −= better
+    p_b, p_w, p_tost = _expected_ps(adm, BASE, 0.01)
+    assert (p_b if sign > 0 else p_w) < 0.05 and p_tost < 0.05  # both tests significant
+    e = verdict_of(adm, BASE, margin=0.01)
+    assert e["p_tost"] == pytest.approx(p_tost)
+    assert e["p_better_holm"] == pytest.approx(p_b) and e["p_worse_holm"] == pytest.approx(p_w)
+    assert e["verdict"] == "matches"
+    words = "AdM slightly better" if sign > 0 else "AdM slightly worse, inside the margin δ"
+    assert words in e["reason"]
+    assert "also detectable" in e["reason"]
+    assert "within the margin" not in e["reason"]  # the old beats / loses-within texts
+
+
+@pytest.mark.parametrize("direction", ["minimize", "maximize"])
+@pytest.mark.parametrize("sign", [+1, -1])
+def test_significant_outside_margin_beats_or_loses(direction, sign):
+    better = -1 if direction == "minimize" else 1
+    adm = [b + better * sign * (0.02 + s) for b, s in zip(BASE, SMALL, strict=True)]
+    p_b, p_w, p_tost = _expected_ps(adm, BASE, 0.01, direction)
+    assert p_tost >= 0.05
+    e = verdict_of(adm, BASE, margin=0.01, direction=direction)
+    assert e["p_tost"] == pytest.approx(p_tost)
+    assert e["verdict"] == ("beats" if sign > 0 else "loses")
+    assert (e["p_better_holm"] if sign > 0 else e["p_worse_holm"]) == pytest.approx(
+        p_b if sign > 0 else p_w)
+    assert "equivalence within δ = 0.01 is not shown" in e["reason"].lower()
+
+
+def test_cap_still_applies_inside_margin():
+    """AdM diverged more often: neither a match nor a win, even inside ±δ; a loss stays a loss."""
+    better = [None] + [b - s for b, s in zip(BASE[1:], SMALL[1:], strict=True)]
+    _, _, p_tost = _expected_ps([v for v in better[1:]], BASE[1:], 0.01)
+    e = verdict_of(better, BASE, margin=0.01)
+    assert p_tost < 0.05 and e["p_tost"] == pytest.approx(p_tost)
+    assert e["verdict"] == "inconclusive" and e["capped_by_divergence"]
+    worse = [None] + [b + s for b, s in zip(BASE[1:], SMALL[1:], strict=True)]
+    _, p_w, p_tost = _expected_ps(worse[1:], BASE[1:], 0.01)
+    e = verdict_of(worse, BASE, margin=0.01)
+    assert p_w < 0.05 and p_tost < 0.05
+    assert e["verdict"] == "loses" and e["capped_by_divergence"]
+    assert "inside the margin δ = 0.01" in e["reason"]
+    assert "neither a win nor a match" in e["reason"]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -191,21 +191,29 @@ def verdict_reason(entry: BaselineSummary, spec: StudySpec, alpha: float, margin
              f"Δ = {fmt(d.mean, decimals=dec)} {fmt_ci(d.ci, dec)}")
     v, capped = entry.verdict, entry.capped_by_divergence
     within = entry.p_tost is not None and entry.p_tost < alpha
-    if v == "beats":
+    if v == "matches":
+        text = (f"{adm} matches {base}: {means}; TOST shows equivalence within ±δ = "
+                f"±{fmt(margin)} ({p_is(entry.p_tost)} < α = {fmt(alpha)}): "
+                f"{_inside_margin(d.mean)}.")
+        detected = _detected(entry, alpha)
+        if detected:
+            text += (f" The difference is also detectable ({detected}), but it is smaller than "
+                     f"what this study counts as practically relevant.")
+    elif v == "beats":
         text = (f"{adm} beats {base}: {means} (positive = AdM better), "
-                f"Holm-adjusted {p_is(entry.p_better_holm)} < α = {fmt(alpha)}.")
+                f"Holm-adjusted {p_is(entry.p_better_holm)} < α = {fmt(alpha)}; equivalence "
+                f"within δ = {fmt(margin)} is not shown (TOST {p_is(entry.p_tost)}).")
     elif v == "loses":
         text = (f"{adm} loses to {base}: {means} (negative = AdM worse), "
                 f"Holm-adjusted {p_is(entry.p_worse_holm)} < α = {fmt(alpha)}.")
         if within:
-            text += (f" Tuning β pays off here, if only slightly: the difference is within the "
-                     f"margin δ = {fmt(margin)} (TOST {p_is(entry.p_tost)}), smaller than what "
-                     f"this study counts as practically relevant.")
+            # reachable only under the divergence cap, which rules out a match
+            text += (f" On the complete pairs the difference is inside the margin δ = "
+                     f"{fmt(margin)} (TOST {p_is(entry.p_tost)}).")
         else:
-            text += " Here tuning β pays off and AdM does not replace it."
-    elif v == "matches":
-        text = (f"{adm} matches {base} within the margin δ = {fmt(margin)}: {means}; "
-                f"TOST equivalence {p_is(entry.p_tost)} < α = {fmt(alpha)}.")
+            text += (f" Equivalence within δ = {fmt(margin)} is not shown "
+                     f"(TOST {p_is(entry.p_tost)}): here tuning β pays off and AdM does not "
+                     f"replace it.")
     elif not d.n:
         text = (f"Inconclusive for {adm} against {base}: there is no seed on which both "
                 f"completed ({a.n} complete AdM runs, {t.n} complete tuned-β runs), so "
@@ -219,10 +227,6 @@ def verdict_reason(entry: BaselineSummary, spec: StudySpec, alpha: float, margin
         else:
             text += (f" and equivalence within δ = {fmt(margin)} is not shown "
                      f"(TOST {p_is(entry.p_tost)}).")
-    if v == "beats" and within:
-        text += (f" The advantage is within the margin δ = {fmt(margin)} "
-                 f"(TOST {p_is(entry.p_tost)}): detectable, but smaller than what this "
-                 f"study counts as practically relevant.")
     if capped:
         text += (f" AdM diverged in {a.diverged} of {a.n + a.diverged} runs against "
                  f"{t.diverged} of {t.n + t.diverged} for the tuned β, so it can be "
@@ -240,6 +244,24 @@ def verdict_reason(entry: BaselineSummary, spec: StudySpec, alpha: float, margin
     if d.n == 1:
         text += " Only 1 complete pair: the tests need at least two."
     return text + warmup_sentence(entry, spec, dec)
+
+
+def _inside_margin(diff_mean: float | None) -> str:
+    """The direction of a match, by the sign of the mean Δ (positive = AdM better): a match is
+    not a tie, and a reader should not have to read the sign off Δ."""
+    if diff_mean is not None and diff_mean > 0:
+        return "AdM slightly better, inside the margin δ"
+    if diff_mean is not None and diff_mean < 0:
+        return "AdM slightly worse, inside the margin δ"
+    return "no difference on average, inside the margin δ"
+
+
+def _detected(entry: BaselineSummary, alpha: float) -> str:
+    """The one-sided test that is significant as well as TOST, worded; '' when neither is."""
+    for p, word in ((entry.p_better_holm, "better"), (entry.p_worse_holm, "worse")):
+        if p is not None and math.isfinite(p) and p < alpha:
+            return f"Holm-adjusted {p_is(p)} for AdM {word}"
+    return ""
 
 
 def warmup_sentence(entry: BaselineSummary, spec: StudySpec, dec: int | None) -> str:
