@@ -321,11 +321,15 @@ def forest_caption(metric: str, margin: float) -> str:
             f"β = 0.9 (open). Shaded: the equivalence margin ±δ = ±{margin:g}.")
 
 
-def sensitivity_caption(baseline: str, metric: str, beta_free: bool) -> str:
+def sensitivity_caption(baseline: str, metric: str, beta_free: bool,
+                        selection_seeds: int | None = None) -> str:
     caption = (f"β-sensitivity of {baseline_name(baseline)}: every tuning trial's validation "
                f"{metric} against 1 − β (log scale; β on the top axis). Band: "
-               f"{adm_name(baseline)}'s validation mean with 95 % CI over its evaluation seeds. "
-               f"One look tells how much tuning AdM replaces.")
+               f"{adm_name(baseline)}'s validation mean with 95 % CI over its evaluation seeds.")
+    if selection_seeds:
+        caption += (f" Diamonds: the finalists' mean ± sd over their {selection_seeds} selection "
+                    f"seeds (complete runs), filled for the one chosen as the tuned β.")
+    caption += " One look tells how much tuning AdM replaces."
     if beta_free:
         caption += " Trials also tuned the learning rate, so points mix learning rates."
     return caption
