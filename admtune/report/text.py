@@ -301,6 +301,11 @@ def tuning_sentence(entry: BaselineSummary, metric: str, beta_free: bool) -> str
     if adm.diverged:
         caveat += (f" AdM's mean is over its {adm.n} complete runs; "
                    f"{adm.diverged} diverged and are not in it.")
+    fins = entry.selection.finalists
+    if fins:
+        runs = len(fins) * entry.selection.selection_seeds
+        caveat += (f" Choosing the tuned β also took {runs} selection runs ({len(fins)} finalists "
+                   f"× {entry.selection.selection_seeds} seeds), not counted in these trials.")
     qualifier = adm_qualifier(beta_free)
     if k is None:
         return (f"Tuning saved: in all {n} trials, {baseline_name(b)}'s best validation {metric} "
@@ -309,6 +314,62 @@ def tuning_sentence(entry: BaselineSummary, metric: str, beta_free: bool) -> str
     return (f"Tuning saved: {baseline_name(b)}'s best-so-far validation {metric} first reached "
             f"AdM's mean of {target} at trial {k} of {n}; AdM, {qualifier}, is worth about {k} "
             f"tuning trial{'s' if k != 1 else ''}." + caveat)
+
+
+BUDGET_NAMES = {"seeds": "seeds", "trials": "tuning trials",
+                "tune.finalists": "finalists (tune.finalists)",
+                "tune.selection_seeds": "selection seeds (tune.selection_seeds)"}
+
+
+def budget_change_text(change: dict[str, Any]) -> str:
+    """One budget grown on resume, worded as what it is statistically: an interim look."""
+    key = str(change.get("key", "?"))
+    at = str(change.get("at") or "")[:10] or "an unrecorded date"
+    return (f"{BUDGET_NAMES.get(key, key)} extended from {change.get('from')} to "
+            f"{change.get('to')} on {at}: an interim look after a first report; p-values are "
+            f"not adjusted for it.")
+
+
+def pruning_text(spec: StudySpec) -> str:
+    """How tuning trials were pruned ('' when they were not)."""
+    if spec.tune.pruner == "none":
+        return ""
+    return (f"{spec.tune.pruner} pruner, acting only after {spec.tune.prune_after:.0%} of a "
+            f"trial's steps (tune.prune_after)")
+
+
+def selection_how(entry: BaselineSummary, metric: str) -> str:
+    """How the tuned β was chosen, as this baseline's runs show it."""
+    sel = entry.selection
+    fins = sel.finalists
+    if not fins:
+        return ("No selection runs were recorded: the tuned β is the best single-seed tuning "
+                "trial.")
+    n_trials = sum(f.origin == "tuning trial" for f in fins)
+    parts = [f"the {n_trials} best distinct tuning trial{'s' if n_trials != 1 else ''}"]
+    if any(f.origin == "β = 0.9" for f in fins):
+        parts.append("β = 0.9")
+    n_cand = sum(f.origin == "candidate" for f in fins)
+    if n_cand:
+        parts.append(f"{n_cand} candidate{'s' if n_cand != 1 else ''} (tune.candidates)")
+    listed = ", ".join(parts[:-1]) + f" and {parts[-1]}" if len(parts) > 1 else parts[0]
+    return (f"The tuned β is the best of {len(fins)} finalists ({listed}), each re-run on "
+            f"{sel.selection_seeds} selection seeds of its own and ranked by mean validation "
+            f"{metric}; a diverged or failed selection run scores as the worst value, ties go to "
+            f"the earlier finalist.")
+
+
+def selection_heading(selection_seeds: int, metric: str) -> str:
+    return (f"Selection: finalists on {selection_seeds} seeds of their own "
+            f"(validation {metric})")
+
+
+SELECTION_NOTE = (
+    "Mean ± sample sd over each finalist's complete selection runs. The selection itself ranks "
+    "a diverged or failed run as the worst value, so a finalist with one is chosen only if every "
+    "finalist had one. The chosen β is the best of a few on a few seeds: its selection mean is "
+    "optimistic; the evaluation on separate seeds is what the verdict uses."
+)
 
 
 # ----------------------------------------------------------------------------------------------
