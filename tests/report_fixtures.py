@@ -31,6 +31,8 @@ def make_spec(
     seeds: int = 5,
     description: str = "A synthetic study for the report's tests.",
     tune_lr: bool = False,
+    finalists: int = 3,
+    selection_seeds: int = 3,
 ) -> dict:
     return {
         "name": name,
@@ -47,9 +49,37 @@ def make_spec(
                   "weight_decay": {"sgd": 0.0, "adamw": 0.01}, "schedule": "cosine",
                   "warmup_steps": 0},
         "tune": {"beta_low": 0.0, "beta_high": 0.999, "lr": tune_lr, "sampler": "tpe",
-                 "pruner": "median"},
+                 "pruner": "median", "finalists": finalists, "selection_seeds": selection_seeds},
         "workload_options": {},
     }
+
+
+SELECTION_SEED = 20_000  # as admtune.study.records.SELECTION_SEED_OFFSET
+
+
+def choose(finalists: Sequence[tuple[object, Sequence[float | None]]], direction: str) -> int:
+    """The engine's selection rule, written out independently: the best mean over the selection
+    seeds, a diverged run (None) scoring the worst value, ties to the earlier finalist."""
+    worst = math.inf if direction == "minimize" else -math.inf
+    sign = 1.0 if direction == "minimize" else -1.0
+    means = [sum(worst if v is None else v for v in vals) / len(vals) for _, vals in finalists]
+    return min(range(len(means)), key=lambda i: (sign * means[i], i))
+
+
+def _select_runs(name: str, baseline: str, arm: str, finalists, metric: str, lr: float,
+                 number: int) -> list[Run]:
+    runs = []
+    for f, vals in finalists:
+        beta, f_lr = f if isinstance(f, tuple) else (f, lr)
+        for i, v in enumerate(vals):
+            number += 1
+            runs.append(Run(
+                study=name, baseline=baseline, arm=arm, seed=SELECTION_SEED + i, beta=beta,
+                lr=f_lr, metric=f"val_{metric}", value=v,
+                status="complete" if v is not None else "diverged", steps=100, wall_s=1.0,
+                trial_number=number,
+            ))
+    return runs
 
 
 def _results(spec: dict, runs: list[Run]) -> StudyResults:
@@ -70,6 +100,7 @@ def results_from_values(
     val_values: dict[str, dict[str, Sequence[float | None]]] | None = None,
     trial_values: dict[str, Sequence[float | None]] | None = None,
     betas: dict[str, float] | None = None,
+    select_values: dict[str, Sequence[tuple[float, Sequence[float | None]]]] | None = None,
     name: str = "constructed",
     description: str = "Constructed samples.",
 ) -> StudyResults:
@@ -78,13 +109,20 @@ def results_from_values(
     ``None`` is a diverged run. ``val_values`` (same shape) sets the runs' validation metric
     (default: equal to the test value). ``trial_values[baseline]`` are the tuning trials' validation
     values in tuning order (None = diverged); β of trial k is spread over (0, 0.999).
+    ``select_values[baseline]`` are the selection finalists in order, ``(β, values on seeds
+    20000, 20001, …)`` (None = diverged); the tuned arm's β is then the one :func:`choose` picks
+    unless ``betas`` says otherwise.
     """
     spec = make_spec(name=name, baselines=list(values), metric=metric, direction=direction,
                      margin=margin, alpha=alpha, description=description)
     runs: list[Run] = []
     number = 0
     for b, arms in values.items():
-        tuned_beta = (betas or {}).get(b, 0.95)
+        finalists = (select_values or {}).get(b)
+        default_beta = finalists[choose(finalists, direction)][0] if finalists else 0.95
+        tuned_beta = (betas or {}).get(b, default_beta)
+        if finalists:
+            runs += _select_runs(name, b, "select", finalists, metric, 0.1, 10_000)
         tv = (trial_values or {}).get(b, [])
         for k, v in enumerate(tv):
             beta = 1.0 - 10 ** (-3 * (k + 0.5) / max(1, len(tv)))
@@ -162,14 +200,18 @@ def synthetic_study(
     traces: bool = True,
     description: str = "A synthetic study: two baselines, five seeds, twenty trials each.",
     rng_seed: int = 0,
+    finalists: int = 3,
+    selection_seeds: int = 3,
 ) -> StudyResults:
     """A realistic synthetic study. ``advantage[b]`` is AdM's true advantage over tuned β in metric
-    units (positive = AdM better; default: sgd +0.03, adamw −0.002)."""
+    units (positive = AdM better; default: sgd +0.03, adamw −0.002). The tuned β is the one the
+    selection stage picks among the ``finalists`` best distinct trials and β = 0.9, each run on
+    ``selection_seeds`` seeds (0: no selection runs, the tuned β is the best trial)."""
     rng = np.random.default_rng(rng_seed)
     advantage = {"sgd": 0.03, "adamw": -0.002, **(advantage or {})}
     spec = make_spec(name=name, baselines=baselines, metric=metric, direction=direction,
                      margin=margin, trials=trials, seeds=seeds, description=description,
-                     tune_lr=tune_lr)
+                     tune_lr=tune_lr, finalists=finalists, selection_seeds=selection_seeds or 1)
     def tr(v):  # maximize studies get an accuracy-like 1 − loss
         return v if direction == "minimize" else 1.0 - v
 
@@ -213,10 +255,41 @@ def synthetic_study(
                     status="complete", steps=steps, wall_s=float(rng.uniform(8, 12)),
                     trial_number=k,
                 ))
+        # Selection on a generator of its own, so that everything else is drawn as before it.
+        srng = np.random.default_rng([rng_seed, bi, 2])
+        trial_runs = [r for r in runs if r.baseline == b and r.arm == "trial"]
+        tuned_beta, tuned_lr, adm_lr = best_beta, lr, lr
+        if selection_seeds:
+            done = sorted((r for r in trial_runs if r.status == "complete"),
+                          key=lambda r: (-r.value if direction == "maximize" else r.value,
+                                         r.trial_number))
+            keys: list[tuple[float, float]] = []
+            for r in done[:finalists]:
+                if (r.beta, r.lr) not in keys:
+                    keys.append((r.beta, r.lr))
+            if (0.9, lr) not in keys:
+                keys.append((0.9, lr))
+            sel = [((beta, f_lr),
+                    [tr(level + 0.05 + 0.06 * (math.log10(1 - beta) - best_q) ** 2
+                        + 0.006 * srng.standard_normal()) for _ in range(selection_seeds)])
+                   for beta, f_lr in keys]
+            tuned_beta, tuned_lr = sel[choose(sel, direction)][0]
+            runs += _select_runs(name, b, "select", sel, metric, lr, 5000 * (bi + 1))
+            if tune_lr:
+                adm_done = sorted((r for r in runs if r.baseline == b and r.arm == "adm_trial"),
+                                  key=lambda r: (-r.value if direction == "maximize" else r.value,
+                                                 r.trial_number))
+                adm_keys = list(dict.fromkeys([r.lr for r in adm_done[:finalists]] + [lr]))
+                adm_sel = [((None, f_lr),
+                            [tr(level + 0.05 - advantage[b] + 0.01 * abs(srng.standard_normal()))
+                             for _ in range(selection_seeds)]) for f_lr in adm_keys]
+                adm_lr = adm_sel[choose(adm_sel, direction)][0][1]
+                runs += _select_runs(name, b, "adm_select", adm_sel, metric, lr,
+                                     5000 * (bi + 1) + 1000)
         seed_effect = 0.01 * rng.standard_normal(seeds)
-        arms = {"adm": (None, -advantage[b]), "tuned": (best_beta, 0.0), "default": (0.9, 0.012)}
+        arms = {"adm": (None, -advantage[b]), "tuned": (tuned_beta, 0.0), "default": (0.9, 0.012)}
         for e in extra_arms:
-            arms[e] = (best_beta, 0.02)
+            arms[e] = (tuned_beta, 0.02)
         number = 0
         n_div = (adm_diverged or {}).get(b, 0)
         for arm, (beta, offset) in arms.items():
@@ -228,7 +301,8 @@ def synthetic_study(
                 stop = steps // 3 if diverged else None
                 runs.append(Run(
                     study=name, baseline=b, arm=arm, seed=1000 + i,
-                    beta=None if beta is None else round(beta, 6), lr=lr, metric=metric,
+                    beta=None if beta is None else round(beta, 6),
+                    lr={"adm": adm_lr, "default": lr}.get(arm, tuned_lr), metric=metric,
                     value=None if diverged else tr(final),
                     status="diverged" if diverged else "complete",
                     steps=stop or steps, wall_s=float(rng.uniform(9, 11)),

@@ -183,3 +183,31 @@ def test_report_without_curves_or_trials(tmp_path):
     assert summary["baselines"]["sgd"]["verdict"] == "inconclusive"
     assert summary == analyse(results)
     assert math.isfinite(summary["wall_s"])
+
+
+def test_selection_table_interim_look_and_protocol_text():
+    """The selection table marks the chosen finalist; grown budgets are stated near the verdict
+    as an interim look; the protocol says the tuned β is the best of N finalists on K seeds."""
+    from tests.report_fixtures import results_from_values
+
+    base = [0.30, 0.31, 0.29, 0.32, 0.30]
+    values = {"sgd": {"adm": [b - 0.02 for b in base], "tuned": base, "default": base}}
+    select = [(0.95, [0.300, 0.302, 0.298]), (0.8, [0.305, 0.303, 0.307]),
+              (0.9, [0.310, None, 0.309])]
+    results = results_from_values(values, select_values={"sgd": select},
+                                  trial_values={"sgd": [0.4, 0.3, 0.35]})
+    results.budget_changes = [{"key": "seeds", "from": 5, "to": 20,
+                               "at": "2026-12-01T10:00:00+00:00"}]
+    summary, html = render_report(results)
+    assert summary["budget_changes"] == results.budget_changes
+    interim = ("seeds extended from 5 to 20 on 2026-12-01: an interim look after a first report; "
+               "p-values are not adjusted for it.")
+    assert interim in html
+    assert html.index(interim) < html.index("How to read this report")
+    assert "Selection: finalists on 3 seeds of their own (validation loss)" in html
+    assert html.count("✓ chosen: the tuned β") == 1
+    assert "The tuned β is the best of 3 finalists" in html
+    assert "re-run on 3 selection seeds of its own" in html
+    assert "after 50% of a trial&#39;s steps (tune.prune_after)" in html
+    assert "Verdict, margin first: <b>matches</b>" in html
+    assert summary["baselines"]["sgd"]["selection"]["finalists"][0]["chosen"] is True

@@ -146,15 +146,81 @@ def test_property_more_adm_divergence_never_beats_or_matches(rows):
 
 
 def test_decide_order_and_nan():
+    """The margin first: TOST significant is a match whatever the one-sided tests say."""
     kw = dict(alpha=0.05, adm_diverged=0, baseline_diverged=0)
-    assert decide(p_better_holm=0.01, p_worse_holm=0.99, p_tost=0.01, **kw).verdict == "beats"
-    assert decide(p_better_holm=0.99, p_worse_holm=0.01, p_tost=0.01, **kw).verdict == "loses"
+    assert decide(p_better_holm=0.01, p_worse_holm=0.99, p_tost=0.01, **kw).verdict == "matches"
+    assert decide(p_better_holm=0.99, p_worse_holm=0.01, p_tost=0.01, **kw).verdict == "matches"
+    assert decide(p_better_holm=0.01, p_worse_holm=0.99, p_tost=0.5, **kw).verdict == "beats"
+    assert decide(p_better_holm=0.99, p_worse_holm=0.01, p_tost=0.5, **kw).verdict == "loses"
     assert decide(p_better_holm=0.5, p_worse_holm=0.5, p_tost=0.01, **kw).verdict == "matches"
+    assert decide(p_better_holm=0.5, p_worse_holm=0.5, p_tost=0.5, **kw).verdict == "inconclusive"
     assert decide(p_better_holm=math.nan, p_worse_holm=None, p_tost=math.nan,
                   **kw).verdict == "inconclusive"
     capped = dict(alpha=0.05, adm_diverged=1, baseline_diverged=0)
     assert decide(p_better_holm=0.01, p_worse_holm=0.99, p_tost=0.01, **capped).verdict \
         == "inconclusive"
+    assert decide(p_better_holm=0.99, p_worse_holm=0.01, p_tost=0.01, **capped).verdict == "loses"
+
+
+def _expected_ps(adm, tuned, margin, direction="minimize"):
+    """Raw one-sided p and TOST p straight from scipy / statsmodels (one baseline: Holm over
+    its two tests)."""
+    a, t = np.asarray(adm), np.asarray(tuned)
+    better, worse = ("less", "greater") if direction == "minimize" else ("greater", "less")
+    p_b = sps.ttest_rel(a, t, alternative=better).pvalue
+    p_w = sps.ttest_rel(a, t, alternative=worse).pvalue
+    holm = multipletests([p_b, p_w], alpha=0.05, method="holm")[1]
+    return holm[0], holm[1], ttost_paired(a, t, -margin, margin)[0]
+
+
+SMALL = [0.002, 0.0021, 0.0019, 0.0022, 0.0018, 0.002, 0.0021, 0.0019]  # tight, inside δ = 0.01
+
+
+@pytest.mark.parametrize("sign", [+1, -1])
+def test_significant_inside_margin_matches_with_direction(sign):
+    """A detectable difference inside ±δ is a match; the reason says which way it leans."""
+    adm = [b - sign * s for b, s in zip(BASE, SMALL, strict=True)]  # minimize: −= better
+    p_b, p_w, p_tost = _expected_ps(adm, BASE, 0.01)
+    assert (p_b if sign > 0 else p_w) < 0.05 and p_tost < 0.05  # both tests significant
+    e = verdict_of(adm, BASE, margin=0.01)
+    assert e["p_tost"] == pytest.approx(p_tost)
+    assert e["p_better_holm"] == pytest.approx(p_b) and e["p_worse_holm"] == pytest.approx(p_w)
+    assert e["verdict"] == "matches"
+    words = "AdM slightly better" if sign > 0 else "AdM slightly worse, inside the margin δ"
+    assert words in e["reason"]
+    assert "also detectable" in e["reason"]
+    assert "within the margin" not in e["reason"]  # the old beats / loses-within texts
+
+
+@pytest.mark.parametrize("direction", ["minimize", "maximize"])
+@pytest.mark.parametrize("sign", [+1, -1])
+def test_significant_outside_margin_beats_or_loses(direction, sign):
+    better = -1 if direction == "minimize" else 1
+    adm = [b + better * sign * (0.02 + s) for b, s in zip(BASE, SMALL, strict=True)]
+    p_b, p_w, p_tost = _expected_ps(adm, BASE, 0.01, direction)
+    assert p_tost >= 0.05
+    e = verdict_of(adm, BASE, margin=0.01, direction=direction)
+    assert e["p_tost"] == pytest.approx(p_tost)
+    assert e["verdict"] == ("beats" if sign > 0 else "loses")
+    assert (e["p_better_holm"] if sign > 0 else e["p_worse_holm"]) == pytest.approx(
+        p_b if sign > 0 else p_w)
+    assert "equivalence within δ = 0.01 is not shown" in e["reason"].lower()
+
+
+def test_cap_still_applies_inside_margin():
+    """AdM diverged more often: neither a match nor a win, even inside ±δ; a loss stays a loss."""
+    better = [None] + [b - s for b, s in zip(BASE[1:], SMALL[1:], strict=True)]
+    _, _, p_tost = _expected_ps([v for v in better[1:]], BASE[1:], 0.01)
+    e = verdict_of(better, BASE, margin=0.01)
+    assert p_tost < 0.05 and e["p_tost"] == pytest.approx(p_tost)
+    assert e["verdict"] == "inconclusive" and e["capped_by_divergence"]
+    worse = [None] + [b + s for b, s in zip(BASE[1:], SMALL[1:], strict=True)]
+    _, p_w, p_tost = _expected_ps(worse[1:], BASE[1:], 0.01)
+    e = verdict_of(worse, BASE, margin=0.01)
+    assert p_w < 0.05 and p_tost < 0.05
+    assert e["verdict"] == "loses" and e["capped_by_divergence"]
+    assert "inside the margin δ = 0.01" in e["reason"]
+    assert "neither a win nor a match" in e["reason"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -312,3 +378,102 @@ def test_summary_keys_and_json_safety():
         assert e["default"]["beta"] == 0.9 and e["tuned"]["beta"] == 0.95
     text = json.dumps(s, allow_nan=False)
     assert json.loads(text) == s
+
+
+# ---------------------------------------------------------------------------------------------
+# The selection stage
+
+SELECT = [(0.95, [0.300, 0.302, 0.298]), (0.8, [0.305, 0.303, 0.307]),
+          (0.9, [0.310, None, 0.309])]
+
+
+def _without(entry: dict, key: str) -> dict:
+    return {k: v for k, v in entry.items() if k != key}
+
+
+def test_select_runs_are_never_an_evaluation_arm():
+    values = {"sgd": {"adm": BASE, "tuned": [b + 0.001 for b in BASE], "default": BASE}}
+    plain = results_from_values(values, betas={"sgd": 0.95})
+    selected = results_from_values(values, select_values={"sgd": SELECT})
+    assert {r.arm for r in selected.runs} >= {"select"}
+    from admtune.report.analysis import summarise
+
+    typed = summarise(selected).baselines["sgd"]
+    assert typed.eval_arms == ("adm", "tuned", "default")
+    assert set(typed.per_seed) == {"adm", "tuned", "default"}
+    assert all(s < 20_000 for s in typed.seeds)
+    e = analyse(selected)["baselines"]["sgd"]
+    assert "select" not in e and "adm_select" not in e and "select" not in e["vs_other_arms"]
+    # every statistic of the comparison is what it is without the selection runs
+    assert _without(e, "selection") == _without(analyse(plain)["baselines"]["sgd"], "selection")
+
+
+def test_selection_summary():
+    values = {"sgd": {"adm": BASE, "tuned": BASE, "default": BASE}}
+    r = results_from_values(values, select_values={"sgd": SELECT},
+                            trial_values={"sgd": [0.4, 0.3]})
+    e = analyse(r)["baselines"]["sgd"]
+    keys = list(e)
+    assert keys.index("selection") == keys.index("tuning") + 1
+    sel = e["selection"]
+    assert sel["selection_seeds"] == r.spec.tune.selection_seeds == 3
+    assert [f["beta"] for f in sel["finalists"]] == [0.95, 0.8, 0.9]
+    assert list(sel["finalists"][0]) == ["beta", "lr", "origin", "mean", "std", "n", "diverged",
+                                         "seeds", "chosen"]
+    for f, (_, vals) in zip(sel["finalists"], SELECT, strict=True):
+        done = np.array([v for v in vals if v is not None])
+        assert f["mean"] == pytest.approx(done.mean()) and f["std"] == pytest.approx(done.std(ddof=1))
+        assert f["n"] == done.size and f["diverged"] == len(vals) - done.size
+        assert f["seeds"] == r.spec.tune.selection_seeds and f["lr"] == 0.1
+    assert [f["chosen"] for f in sel["finalists"]] == [True, False, False]
+    assert sel["finalists"][2]["origin"] == "β = 0.9"
+    assert sel["adm_finalists"] == []
+    assert e["tuned"]["beta"] == 0.95
+
+
+def test_a_diverged_finalist_is_not_chosen_on_its_complete_runs():
+    """0.9's complete runs are the best, but one diverged: the selection ranks it worst."""
+    sel = [(0.95, [0.300, 0.302, 0.298]), (0.9, [0.290, None, 0.291])]
+    values = {"sgd": {"adm": BASE, "tuned": BASE, "default": BASE}}
+    f = analyse(results_from_values(values, select_values={"sgd": sel}))["baselines"]["sgd"]
+    f = f["selection"]["finalists"]
+    assert f[0]["chosen"] and not f[1]["chosen"]
+    assert f[1]["mean"] < f[0]["mean"] and f[1]["diverged"] == 1
+
+
+@pytest.mark.parametrize("direction", ["minimize", "maximize"])
+@pytest.mark.parametrize("rng_seed", range(4))
+def test_tuned_selection_mean_never_worse_than_beta_09(direction, rng_seed):
+    """Where β = 0.9 and the tuned β are both finalists with complete selection runs, the tuned
+    one's selection mean is at least as good: the selection picked it (read from the summary)."""
+    from tests.report_fixtures import synthetic_study
+
+    r = synthetic_study(baselines=("sgd", "adamw"), seeds=3, trials=8, traces=False,
+                        direction=direction, rng_seed=rng_seed)
+    for b, e in analyse(r)["baselines"].items():
+        fins = e["selection"]["finalists"]
+        chosen = [f for f in fins if f["chosen"]]
+        default = [f for f in fins if f["beta"] == 0.9 and f["lr"] == r.spec.train.lr[b]]
+        assert len(chosen) == 1 and len(default) == 1, b
+        assert chosen[0]["beta"] == e["tuned"]["beta"]
+        assert chosen[0]["diverged"] == 0 and default[0]["diverged"] == 0
+        if direction == "minimize":
+            assert chosen[0]["mean"] <= default[0]["mean"]
+        else:
+            assert chosen[0]["mean"] >= default[0]["mean"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Budgets grown on resume
+
+
+def test_budget_changes_in_summary():
+    values = {"sgd": {"adm": BASE, "tuned": BASE, "default": BASE}}
+    r = results_from_values(values)
+    assert analyse(r)["budget_changes"] == []
+    r.budget_changes = [{"key": "seeds", "from": 5, "to": 20, "at": "2026-12-01T10:00:00+00:00"},
+                        {"key": "trials", "from": 20, "to": 40, "at": "2026-12-02T08:00:00+00:00"}]
+    s = analyse(r)
+    keys = list(s)
+    assert keys.index("budget_changes") == keys.index("wall_s") + 1 == len(keys) - 1
+    assert s["budget_changes"] == r.budget_changes

@@ -97,3 +97,12 @@ def test_figures_compute_no_statistics():
     imported = _imports(REPORT / "figures.py")
     assert not {"admtune.report.stats", "admtune.report.analysis"} & imported
     assert not any(n.split(".")[0] in ("scipy", "statsmodels") for n in imported)
+
+
+def test_budget_change_text_names_each_budget():
+    at = "2026-12-01T10:00:00+00:00"
+    assert text.budget_change_text({"key": "trials", "from": 20, "to": 40, "at": at}) == (
+        "tuning trials extended from 20 to 40 on 2026-12-01: an interim look after a first "
+        "report; p-values are not adjusted for it.")
+    assert text.budget_change_text({"key": "tune.selection_seeds", "from": 3, "to": 5,
+                                    "at": at}).startswith("selection seeds (tune.selection_seeds)")

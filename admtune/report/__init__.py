@@ -83,14 +83,26 @@ def verdict_table(summary: dict[str, Any]) -> Table:
     """The verdicts of a summary as a rich Table (one row per baseline)."""
     from rich.table import Table
 
-    from admtune.report.text import adm_name, baseline_name, fmt, fmt_ci, fmt_p, trials_to_match_text
+    from admtune.report.text import (
+        adm_name,
+        baseline_name,
+        budget_change_text,
+        fmt,
+        fmt_ci,
+        fmt_p,
+        trials_to_match_text,
+    )
 
     direction = "lower" if summary.get("direction") == "minimize" else "higher"
+    caption = (f"Δ: mean paired difference, positive = AdM better; α = {summary.get('alpha')}, "
+               f"δ = {summary.get('margin')}; p Holm-adjusted.")
+    # a grown budget is an interim look: the command line must not hide it either
+    caption += "".join(f"\nInterim look: {budget_change_text(c)}"
+                       for c in summary.get("budget_changes") or [])
     table = Table(
         title=f"{summary.get('study')}: AdM vs tuned β on {summary.get('metric')} "
               f"({direction} is better)",
-        caption=f"Δ: mean paired difference, positive = AdM better; α = {summary.get('alpha')}, "
-                f"δ = {summary.get('margin')}; p Holm-adjusted.",
+        caption=caption,
     )
     for col, kw in [("baseline", {}), ("verdict", {}), ("AdM mean", {"justify": "right"}),
                     ("tuned β", {"justify": "right"}), ("tuned mean", {"justify": "right"}),

@@ -21,8 +21,10 @@ from admtune.report.summary import (
     CurveBand,
     CurvePanel,
     Difference,
+    FinalistStats,
     OtherComparison,
     SeedResult,
+    SelectionStats,
     Sensitivity,
     Summary,
     TrialPoint,
@@ -31,6 +33,7 @@ from admtune.report.summary import (
 )
 from admtune.report.verdict import decide
 from admtune.study.results import SELECT_ARMS, TRIAL_ARMS, Run, StudyResults
+from admtune.study.spec import StudySpec
 
 
 def _defined(x: Any) -> float | None:
@@ -76,6 +79,7 @@ class ArmData:
     arm: str
     runs: dict[int, Run]  # by seed
     beta: float | None = None
+    lr: float | None = None  # what identifies the selection's finalist this arm evaluates
 
     def counts(self) -> dict[str, int]:
         n = sum(is_complete(r) for r in self.runs.values())
@@ -108,6 +112,8 @@ class BaselineData:
     arms: dict[str, ArmData] = field(default_factory=dict)  # eval arms, in display order
     trials: list[Run] = field(default_factory=list)  # the baseline's tuning trials, tuning order
     adm_trials: list[Run] = field(default_factory=list)
+    select: list[Run] = field(default_factory=list)  # selection runs, in finalist order
+    adm_select: list[Run] = field(default_factory=list)
 
     @property
     def seeds(self) -> list[int]:
@@ -123,17 +129,27 @@ def collect(results: StudyResults) -> dict[str, BaselineData]:
     data: dict[str, BaselineData] = {}
     for b in order:
         runs = [r for r in results.runs if r.baseline == b]
-        eval_arms = {r.arm for r in runs if r.arm not in TRIAL_ARMS + SELECT_ARMS}
+        # selection runs are on seeds of their own and scored on validation: not an arm to compare
+        eval_arms = {r.arm for r in runs if r.arm not in TRIAL_ARMS and r.arm not in SELECT_ARMS}
         extras = sorted(eval_arms - set(CORE_ARMS))
         bd = BaselineData(b)
         for arm in [a for a in CORE_ARMS if a in eval_arms] + extras:
             arm_runs = [r for r in runs if r.arm == arm]
             betas = [r.beta for r in arm_runs if r.beta is not None]
-            bd.arms[arm] = ArmData(arm, _by_seed(arm_runs), float(betas[0]) if betas else None)
+            bd.arms[arm] = ArmData(arm, _by_seed(arm_runs), float(betas[0]) if betas else None,
+                                   _lr(arm_runs[0].lr) if arm_runs else None)
         bd.trials = sorted((r for r in runs if r.arm == "trial"), key=lambda r: r.trial_number)
         bd.adm_trials = sorted((r for r in runs if r.arm == "adm_trial"), key=lambda r: r.trial_number)
+        # as read back, in the engine's finalist order: the order is what breaks selection ties
+        bd.select = [r for r in runs if r.arm == "select"]
+        bd.adm_select = [r for r in runs if r.arm == "adm_select"]
         data[b] = bd
     return data
+
+
+def _lr(lr: Any) -> float | None:
+    """A run's lr as an identity: None where unknown (NaN would never equal itself)."""
+    return _defined(lr) if lr is not None else None
 
 
 def extra_arms(data: dict[str, BaselineData]) -> list[str]:
@@ -235,6 +251,65 @@ def tuning_stats(bd: BaselineData, direction: str) -> TuningStats:
         adm_val_mean=_defined(target),
         trials_to_match=to_match,
         adm_trials=len(bd.adm_trials),
+    )
+
+
+def _finalists(runs: list[Run], evaluated: ArmData | None, seeds: int,
+               origin: Any) -> tuple[FinalistStats, ...]:
+    """Selection runs grouped by finalist, (β, lr) in the order they first appear."""
+    groups: dict[tuple[float | None, float | None], list[Run]] = {}
+    for r in runs:
+        beta = None if r.beta is None else float(r.beta)
+        groups.setdefault((beta, _lr(r.lr)), []).append(r)
+    chosen_key = None
+    if evaluated is not None:
+        chosen_key = (evaluated.beta, evaluated.lr)
+    out = []
+    for (beta, lr), group in groups.items():
+        values = np.array([float(r.value) for r in group if is_complete(r)])
+        mean, std = stats.mean_std(values)
+        out.append(FinalistStats(
+            beta=beta, lr=lr, origin=origin(beta, lr), mean=_defined(mean), std=_defined(std),
+            n=int(values.size), diverged=sum(is_diverged(r) for r in group), seeds=seeds,
+            chosen=(beta, lr) == chosen_key,
+        ))
+    return tuple(out)
+
+
+def selection_stats(bd: BaselineData, spec: StudySpec) -> SelectionStats:
+    """The selection stage of a baseline as its runs show it.
+
+    Runs do not record why a (β, lr) was a finalist; the origin is inferred in the engine's order
+    of precedence (a complete tuning trial, then β = 0.9 at the spec's lr, then a candidate).
+    """
+    lr0 = _lr(spec.train.lr.get(bd.baseline)) if spec.train.lr else None
+    candidates = {float(c) for c in spec.tune.candidates}
+
+    def trial_keys(trials: list[Run], adm: bool) -> set[tuple[float | None, float | None]]:
+        return {(None if adm or r.beta is None else float(r.beta), _lr(r.lr))
+                for r in trials if is_complete(r)}
+
+    tuned_keys, adm_keys = trial_keys(bd.trials, False), trial_keys(bd.adm_trials, True)
+
+    def origin(beta: float | None, lr: float | None) -> str | None:
+        if (beta, lr) in tuned_keys:
+            return "tuning trial"
+        if beta is not None and beta == 0.9 and lr == lr0:
+            return "β = 0.9"
+        if beta is not None and beta in candidates:
+            return "candidate"
+        return None
+
+    def adm_origin(beta: float | None, lr: float | None) -> str | None:
+        if (None, lr) in adm_keys:
+            return "tuning trial"
+        return "spec lr" if lr == lr0 else None
+
+    k = int(spec.tune.selection_seeds)
+    return SelectionStats(
+        selection_seeds=k,
+        finalists=_finalists(bd.select, bd.arms.get("tuned"), k, origin),
+        adm_finalists=_finalists(bd.adm_select, bd.arms.get("adm"), k, adm_origin),
     )
 
 
@@ -376,7 +451,8 @@ def per_seed(bd: BaselineData) -> dict[str, dict[int, SeedResult]]:
 
 
 def wall_times(bd: BaselineData) -> tuple[WallTime, ...]:
-    groups = [("trial", bd.trials), ("adm_trial", bd.adm_trials)]
+    groups = [("trial", bd.trials), ("adm_trial", bd.adm_trials), ("select", bd.select),
+              ("adm_select", bd.adm_select)]
     groups += [(a, list(ad.runs.values())) for a, ad in bd.arms.items()]
     return tuple(WallTime(arm, len(runs), sum(r.wall_s for r in runs))
                  for arm, runs in groups if runs)
@@ -441,6 +517,7 @@ def summarise(results: StudyResults) -> Summary:
             hedges_g=_defined(c.hedges_g), prob_improvement=_defined(c.prob_improvement),
             trials_to_match=tuning.trials_to_match, capped_by_divergence=decision.capped,
             seeds_to_resolve=None if seeds is None else int(seeds), tuning=tuning,
+            selection=selection_stats(bd, spec),
             vs_other_arms=others, sensitivity=sensitivity(bd),
             curves=learning_curves(bd, spec.metric), traces=beta_traces(bd),
             per_seed=per_seed(bd), walls=wall_times(bd),
@@ -452,4 +529,5 @@ def summarise(results: StudyResults) -> Summary:
         holm_family=text.HOLM_FAMILY, baselines=baselines, version=results.version,
         versions=dict(results.versions), device=results.device, wall_s=results.wall_s,
         extra_arms=tuple(extra_arms(data)),
+        budget_changes=tuple(dict(c) for c in results.budget_changes),
     )

@@ -41,6 +41,7 @@ ARM_COLOURS = {"adm": OKABE_ITO["vermillion"], "tuned": OKABE_ITO["blue"], "defa
 EXTRA_COLOURS = [OKABE_ITO[c] for c in ("purple", "orange", "green", "black")]
 TRIAL_COLOUR = OKABE_ITO["sky"]
 DIVERGED_COLOUR = OKABE_ITO["black"]
+FINALIST_COLOUR = "#1F4E79"  # the trials' edge colour, darker: a finalist is a trial re-run
 
 FULL_WIDTH = 6.7  # inches: A4 minus the page margins
 
@@ -141,7 +142,9 @@ def beta_sensitivity(entry: BaselineSummary, summary: Summary, colours: dict[str
     minimize = summary.direction == "minimize"
     sens = entry.sensitivity
     trials = sens.trials
-    caption = text.sensitivity_caption(b, metric, summary.beta_free)
+    caption = text.sensitivity_caption(
+        b, metric, summary.beta_free,
+        entry.selection.selection_seeds if entry.selection.finalists else None)
     if not trials:
         return Figure(None, caption, text.NO_TRIALS)
     q = np.array([max(1.0 - t.beta, 1e-6) for t in trials])
@@ -173,7 +176,28 @@ def beta_sensitivity(entry: BaselineSummary, summary: Summary, colours: dict[str
                        linewidths=1.0, zorder=3)
             handles.append((Line2D([], [], ls="", marker="o", mfc="white", mec=TRIAL_COLOUR),
                             f"trial, pruned ({int(pruned.sum())}; last value)"))
+        # The finalists' selection means: what actually chose the tuned β, several seeds each
+        fins = [f for f in entry.selection.finalists if f.beta is not None and f.mean is not None]
+        fq = np.array([max(1.0 - f.beta, 1e-6) for f in fins])
+        fm = np.array([f.mean for f in fins])
+        fs = np.array([f.std if f.std is not None else 0.0 for f in fins])
+        if fins:
+            chosen = np.array([f.chosen for f in fins])
+            k = entry.selection.selection_seeds
+            ax.errorbar(fq, fm, yerr=fs, fmt="none", ecolor=FINALIST_COLOUR, elinewidth=1.0,
+                        capsize=2.5, zorder=5)
+            ax.scatter(fq[~chosen], fm[~chosen], marker="D", s=30, facecolors="white",
+                       edgecolors=FINALIST_COLOUR, linewidths=1.2, zorder=6)
+            ax.scatter(fq[chosen], fm[chosen], marker="D", s=34, color=colours["tuned"],
+                       edgecolors=FINALIST_COLOUR, linewidths=1.0, zorder=6)
+            handles.append((Line2D([], [], ls="", marker="D", mfc="white", mec=FINALIST_COLOUR),
+                            f"finalist: selection mean ± sd, {k} seeds"))
+            if chosen.any():
+                handles.append((Line2D([], [], ls="", marker="D", color=colours["tuned"],
+                                       mec=FINALIST_COLOUR), "finalist chosen (tuned β)"))
         finite = v[np.isfinite(v)]
+        if fins:
+            finite = np.r_[finite, fm - fs, fm + fs]
         if adm_mean is not None:
             finite = np.r_[finite, adm_mean]
         log_y = _positive_spread(finite)
@@ -207,8 +231,8 @@ def beta_sensitivity(entry: BaselineSummary, summary: Summary, colours: dict[str
             handles.append((Line2D([], [], color=colours["tuned"], ls="-.", lw=1.1),
                             f"tuned β = {tuned_beta:.3g}"))
         ax.set_xscale("log")
-        qmin = min(float(q.min()), 1 - (tuned_beta or 0.9), 0.1)
-        qmax = max(float(q.max()), 0.1)
+        qmin = min(float(q.min()), 1 - (tuned_beta or 0.9), 0.1, *fq.tolist())
+        qmax = max(float(q.max()), 0.1, *fq.tolist())
         ax.set_xlim(qmax * 1.5, qmin / 1.5)  # reversed: β grows to the right
         ax.set_xlabel("1 − β (log scale; dimensionless)")
         ax.set_ylabel(metric_label(metric, "validation"))

@@ -10,18 +10,24 @@ from typing import Any
 import jinja2
 
 from admtune.report.figures import Figure, arm_colours
-from admtune.report.summary import CORE_ARMS, BaselineSummary, Summary
+from admtune.report.summary import CORE_ARMS, BaselineSummary, FinalistStats, Summary
 from admtune.report.text import (
+    SELECTION_NOTE,
     adm_name,
     adm_qualifier,
     arm_label,
     baseline_decimals,
     baseline_name,
+    budget_change_text,
     fmt,
     fmt_ci,
     fmt_p,
     hms,
+    metric_decimals,
     metric_label,
+    pruning_text,
+    selection_heading,
+    selection_how,
     trials_to_match_text,
     tuning_sentence,
 )
@@ -77,6 +83,17 @@ def _arm_rows(e: BaselineSummary, beta_free: bool, colours: dict[str, str],
             "ci": fmt_ci(st.ci, dec), "wall": hms(st.wall_s),
         })
     return rows
+
+
+def _finalist_rows(finalists: tuple[FinalistStats, ...]) -> list[dict[str, Any]]:
+    # one precision for the table: the finalists' own spread (validation, not test)
+    dec = metric_decimals((f.std for f in finalists), (None, None))
+    return [{
+        "beta": "adaptive" if f.beta is None else fmt(f.beta, 4), "lr": fmt(f.lr, 3),
+        "origin": f.origin or "—", "mean": fmt(f.mean, decimals=dec),
+        "std": fmt(f.std, decimals=dec), "n": f"{f.n} of {f.seeds}", "diverged": f.diverged,
+        "chosen": f.chosen,
+    } for f in finalists]
 
 
 def _seed_table(e: BaselineSummary, dec: int | None) -> dict[str, Any]:
@@ -138,6 +155,10 @@ def _baseline_context(e: BaselineSummary, summary: Summary, figs: dict[str, Figu
         "seeds_to_resolve": str(e.seeds_to_resolve) if e.seeds_to_resolve is not None else "—",
         "tuning": e.tuning,
         "tuning_text": tuning_sentence(e, summary.metric, beta_free),
+        "selection_text": selection_how(e, summary.metric),
+        "selection_heading": selection_heading(e.selection.selection_seeds, summary.metric),
+        "finalists": _finalist_rows(e.selection.finalists),
+        "adm_finalists": _finalist_rows(e.selection.adm_finalists),
         "arms": _arm_rows(e, beta_free, colours, dec),
         "others": others,
         "seed_table": _seed_table(e, dec),
@@ -172,6 +193,12 @@ def build_context(
         "margin": fmt(summary.margin),
         "seeds": spec.seeds,
         "trials": spec.trials,
+        "pruning": pruning_text(spec),
+        "finalists": spec.tune.finalists,
+        "candidates": len(spec.tune.candidates),
+        "selection_seeds": spec.tune.selection_seeds,
+        "selection_note": SELECTION_NOTE,
+        "budget_changes": [budget_change_text(c) for c in summary.budget_changes],
         "budget": (f"{train.steps} steps" if train.steps is not None else
                    f"{train.epochs} epochs" if train.epochs is not None else ""),
         "baselines": baselines,

@@ -91,6 +91,45 @@ class TuningStats:
 
 
 @dataclass(frozen=True)
+class FinalistStats:
+    """One finalist of the selection stage over its selection seeds (validation metric).
+
+    ``mean`` / ``std`` are over the complete runs only; the engine's selection scores a diverged
+    or failed run as the worst value, so a finalist with one was never chosen unless all had one.
+    """
+
+    beta: float | None             # None for AdM's own learning-rate finalists
+    lr: float | None
+    origin: str | None             # "tuning trial" | "β = 0.9" | "candidate" | "spec lr"
+    mean: float | None
+    std: float | None
+    n: int                         # complete runs
+    diverged: int
+    seeds: int                     # planned selection seeds (tune.selection_seeds)
+    chosen: bool                   # its (β, lr) is the evaluated arm's
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"beta": self.beta, "lr": self.lr, "origin": self.origin, "mean": self.mean,
+                "std": self.std, "n": self.n, "diverged": self.diverged, "seeds": self.seeds,
+                "chosen": self.chosen}
+
+
+@dataclass(frozen=True)
+class SelectionStats:
+    """The selection stage of one baseline: its finalists in the engine's order (ties go to the
+    earlier one), and AdM's own when it tuned its learning rate (tune.lr)."""
+
+    selection_seeds: int
+    finalists: tuple[FinalistStats, ...]
+    adm_finalists: tuple[FinalistStats, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"selection_seeds": self.selection_seeds,
+                "finalists": [f.to_dict() for f in self.finalists],
+                "adm_finalists": [f.to_dict() for f in self.adm_finalists]}
+
+
+@dataclass(frozen=True)
 class TrialPoint:
     """One tuning trial of the β-sensitivity figure."""
 
@@ -189,6 +228,7 @@ class BaselineSummary:
     capped_by_divergence: bool
     seeds_to_resolve: int | None
     tuning: TuningStats
+    selection: SelectionStats
     vs_other_arms: dict[str, OtherComparison]
     sensitivity: Sensitivity
     curves: tuple[CurvePanel, ...]
@@ -215,6 +255,7 @@ class BaselineSummary:
             prob_improvement=self.prob_improvement, trials_to_match=self.trials_to_match,
             capped_by_divergence=self.capped_by_divergence,
             seeds_to_resolve=self.seeds_to_resolve, tuning=self.tuning.to_dict(),
+            selection=self.selection.to_dict(),
             vs_other_arms={a: o.to_dict() for a, o in self.vs_other_arms.items()},
         )
         return out
@@ -239,6 +280,8 @@ class Summary:
     device: str | None
     wall_s: float | None
     extra_arms: tuple[str, ...] = field(default=())  # beyond adm / tuned / default, all baselines
+    # Budgets grown on resume, as recorded: [{"key", "from", "to", "at"}, ...] (an interim look)
+    budget_changes: tuple[dict[str, Any], ...] = field(default=())
 
     def to_dict(self) -> dict[str, Any]:
         """The content of summary.json (plain JSON data)."""
@@ -250,6 +293,7 @@ class Summary:
             "baselines": {b: e.to_dict() for b, e in self.baselines.items()},
             "version": self.version, "versions": dict(self.versions), "device": self.device,
             "wall_s": self.wall_s,
+            "budget_changes": [dict(c) for c in self.budget_changes],
         })
 
     def to_json(self) -> str:

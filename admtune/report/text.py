@@ -191,21 +191,29 @@ def verdict_reason(entry: BaselineSummary, spec: StudySpec, alpha: float, margin
              f"Δ = {fmt(d.mean, decimals=dec)} {fmt_ci(d.ci, dec)}")
     v, capped = entry.verdict, entry.capped_by_divergence
     within = entry.p_tost is not None and entry.p_tost < alpha
-    if v == "beats":
+    if v == "matches":
+        text = (f"{adm} matches {base}: {means}; TOST shows equivalence within ±δ = "
+                f"±{fmt(margin)} ({p_is(entry.p_tost)} < α = {fmt(alpha)}): "
+                f"{_inside_margin(d.mean)}.")
+        detected = _detected(entry, alpha)
+        if detected:
+            text += (f" The difference is also detectable ({detected}), but it is smaller than "
+                     f"what this study counts as practically relevant.")
+    elif v == "beats":
         text = (f"{adm} beats {base}: {means} (positive = AdM better), "
-                f"Holm-adjusted {p_is(entry.p_better_holm)} < α = {fmt(alpha)}.")
+                f"Holm-adjusted {p_is(entry.p_better_holm)} < α = {fmt(alpha)}; equivalence "
+                f"within δ = {fmt(margin)} is not shown (TOST {p_is(entry.p_tost)}).")
     elif v == "loses":
         text = (f"{adm} loses to {base}: {means} (negative = AdM worse), "
                 f"Holm-adjusted {p_is(entry.p_worse_holm)} < α = {fmt(alpha)}.")
         if within:
-            text += (f" Tuning β pays off here, if only slightly: the difference is within the "
-                     f"margin δ = {fmt(margin)} (TOST {p_is(entry.p_tost)}), smaller than what "
-                     f"this study counts as practically relevant.")
+            # reachable only under the divergence cap, which rules out a match
+            text += (f" On the complete pairs the difference is inside the margin δ = "
+                     f"{fmt(margin)} (TOST {p_is(entry.p_tost)}).")
         else:
-            text += " Here tuning β pays off and AdM does not replace it."
-    elif v == "matches":
-        text = (f"{adm} matches {base} within the margin δ = {fmt(margin)}: {means}; "
-                f"TOST equivalence {p_is(entry.p_tost)} < α = {fmt(alpha)}.")
+            text += (f" Equivalence within δ = {fmt(margin)} is not shown "
+                     f"(TOST {p_is(entry.p_tost)}): here tuning β pays off and AdM does not "
+                     f"replace it.")
     elif not d.n:
         text = (f"Inconclusive for {adm} against {base}: there is no seed on which both "
                 f"completed ({a.n} complete AdM runs, {t.n} complete tuned-β runs), so "
@@ -219,10 +227,6 @@ def verdict_reason(entry: BaselineSummary, spec: StudySpec, alpha: float, margin
         else:
             text += (f" and equivalence within δ = {fmt(margin)} is not shown "
                      f"(TOST {p_is(entry.p_tost)}).")
-    if v == "beats" and within:
-        text += (f" The advantage is within the margin δ = {fmt(margin)} "
-                 f"(TOST {p_is(entry.p_tost)}): detectable, but smaller than what this "
-                 f"study counts as practically relevant.")
     if capped:
         text += (f" AdM diverged in {a.diverged} of {a.n + a.diverged} runs against "
                  f"{t.diverged} of {t.n + t.diverged} for the tuned β, so it can be "
@@ -240,6 +244,24 @@ def verdict_reason(entry: BaselineSummary, spec: StudySpec, alpha: float, margin
     if d.n == 1:
         text += " Only 1 complete pair: the tests need at least two."
     return text + warmup_sentence(entry, spec, dec)
+
+
+def _inside_margin(diff_mean: float | None) -> str:
+    """The direction of a match, by the sign of the mean Δ (positive = AdM better): a match is
+    not a tie, and a reader should not have to read the sign off Δ."""
+    if diff_mean is not None and diff_mean > 0:
+        return "AdM slightly better, inside the margin δ"
+    if diff_mean is not None and diff_mean < 0:
+        return "AdM slightly worse, inside the margin δ"
+    return "no difference on average, inside the margin δ"
+
+
+def _detected(entry: BaselineSummary, alpha: float) -> str:
+    """The one-sided test that is significant as well as TOST, worded; '' when neither is."""
+    for p, word in ((entry.p_better_holm, "better"), (entry.p_worse_holm, "worse")):
+        if p is not None and math.isfinite(p) and p < alpha:
+            return f"Holm-adjusted {p_is(p)} for AdM {word}"
+    return ""
 
 
 def warmup_sentence(entry: BaselineSummary, spec: StudySpec, dec: int | None) -> str:
@@ -279,6 +301,11 @@ def tuning_sentence(entry: BaselineSummary, metric: str, beta_free: bool) -> str
     if adm.diverged:
         caveat += (f" AdM's mean is over its {adm.n} complete runs; "
                    f"{adm.diverged} diverged and are not in it.")
+    fins = entry.selection.finalists
+    if fins:
+        runs = len(fins) * entry.selection.selection_seeds
+        caveat += (f" Choosing the tuned β also took {runs} selection runs ({len(fins)} finalists "
+                   f"× {entry.selection.selection_seeds} seeds), not counted in these trials.")
     qualifier = adm_qualifier(beta_free)
     if k is None:
         return (f"Tuning saved: in all {n} trials, {baseline_name(b)}'s best validation {metric} "
@@ -287,6 +314,62 @@ def tuning_sentence(entry: BaselineSummary, metric: str, beta_free: bool) -> str
     return (f"Tuning saved: {baseline_name(b)}'s best-so-far validation {metric} first reached "
             f"AdM's mean of {target} at trial {k} of {n}; AdM, {qualifier}, is worth about {k} "
             f"tuning trial{'s' if k != 1 else ''}." + caveat)
+
+
+BUDGET_NAMES = {"seeds": "seeds", "trials": "tuning trials",
+                "tune.finalists": "finalists (tune.finalists)",
+                "tune.selection_seeds": "selection seeds (tune.selection_seeds)"}
+
+
+def budget_change_text(change: dict[str, Any]) -> str:
+    """One budget grown on resume, worded as what it is statistically: an interim look."""
+    key = str(change.get("key", "?"))
+    at = str(change.get("at") or "")[:10] or "an unrecorded date"
+    return (f"{BUDGET_NAMES.get(key, key)} extended from {change.get('from')} to "
+            f"{change.get('to')} on {at}: an interim look after a first report; p-values are "
+            f"not adjusted for it.")
+
+
+def pruning_text(spec: StudySpec) -> str:
+    """How tuning trials were pruned ('' when they were not)."""
+    if spec.tune.pruner == "none":
+        return ""
+    return (f"{spec.tune.pruner} pruner, acting only after {spec.tune.prune_after:.0%} of a "
+            f"trial's steps (tune.prune_after)")
+
+
+def selection_how(entry: BaselineSummary, metric: str) -> str:
+    """How the tuned β was chosen, as this baseline's runs show it."""
+    sel = entry.selection
+    fins = sel.finalists
+    if not fins:
+        return ("No selection runs were recorded: the tuned β is the best single-seed tuning "
+                "trial.")
+    n_trials = sum(f.origin == "tuning trial" for f in fins)
+    parts = [f"the {n_trials} best distinct tuning trial{'s' if n_trials != 1 else ''}"]
+    if any(f.origin == "β = 0.9" for f in fins):
+        parts.append("β = 0.9")
+    n_cand = sum(f.origin == "candidate" for f in fins)
+    if n_cand:
+        parts.append(f"{n_cand} candidate{'s' if n_cand != 1 else ''} (tune.candidates)")
+    listed = ", ".join(parts[:-1]) + f" and {parts[-1]}" if len(parts) > 1 else parts[0]
+    return (f"The tuned β is the best of {len(fins)} finalists ({listed}), each re-run on "
+            f"{sel.selection_seeds} selection seeds of its own and ranked by mean validation "
+            f"{metric}; a diverged or failed selection run scores as the worst value, ties go to "
+            f"the earlier finalist.")
+
+
+def selection_heading(selection_seeds: int, metric: str) -> str:
+    return (f"Selection: finalists on {selection_seeds} seeds of their own "
+            f"(validation {metric})")
+
+
+SELECTION_NOTE = (
+    "Mean ± sample sd over each finalist's complete selection runs. The selection itself ranks "
+    "a diverged or failed run as the worst value, so a finalist with one is chosen only if every "
+    "finalist had one. The chosen β is the best of a few on a few seeds: its selection mean is "
+    "optimistic; the evaluation on separate seeds is what the verdict uses."
+)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -299,11 +382,15 @@ def forest_caption(metric: str, margin: float) -> str:
             f"β = 0.9 (open). Shaded: the equivalence margin ±δ = ±{margin:g}.")
 
 
-def sensitivity_caption(baseline: str, metric: str, beta_free: bool) -> str:
+def sensitivity_caption(baseline: str, metric: str, beta_free: bool,
+                        selection_seeds: int | None = None) -> str:
     caption = (f"β-sensitivity of {baseline_name(baseline)}: every tuning trial's validation "
                f"{metric} against 1 − β (log scale; β on the top axis). Band: "
-               f"{adm_name(baseline)}'s validation mean with 95 % CI over its evaluation seeds. "
-               f"One look tells how much tuning AdM replaces.")
+               f"{adm_name(baseline)}'s validation mean with 95 % CI over its evaluation seeds.")
+    if selection_seeds:
+        caption += (f" Diamonds: the finalists' mean ± sd over their {selection_seeds} selection "
+                    f"seeds (complete runs), filled for the one chosen as the tuned β.")
+    caption += " One look tells how much tuning AdM replaces."
     if beta_free:
         caption += " Trials also tuned the learning rate, so points mix learning rates."
     return caption

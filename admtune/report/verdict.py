@@ -1,13 +1,16 @@
-"""The verdict rules (DESIGN.md, "Statistics"), applied in this order:
+"""The verdict rules (DESIGN.md, "Statistics"), applied in this order, the margin first:
 
-1. **beats** if the Holm-adjusted p(AdM better) < α;
-2. **loses** if the Holm-adjusted p(AdM worse) < α;
-3. **matches** if the TOST equivalence p (margin δ) < α;
+1. **matches** if the TOST equivalence p (margin ±δ) < α, whatever the sign of the mean Δ:
+   a difference inside ±δ is, by the study's own definition, not practically relevant, even when
+   a one-sided test also detects it (the reason then says "AdM slightly better" or "AdM slightly
+   worse, inside the margin δ");
+2. **beats** if the Holm-adjusted p(AdM better) < α (equivalence not shown);
+3. **loses** if the Holm-adjusted p(AdM worse) < α (equivalence not shown);
 4. else **inconclusive** (with the seeds per arm a power calculation says would decide it).
 
 If AdM diverged more often than its baseline (the tuned arm), the verdict cannot be beats or
-matches: rules 1 and 3 are skipped. A p-value that is undefined (NaN: too few complete pairs)
-never makes a test significant.
+matches: rules 1 and 2 are skipped, so a loss inside the margin is then a loss. A p-value that is
+undefined (NaN: too few complete pairs) never makes a test significant.
 """
 
 from __future__ import annotations
@@ -39,10 +42,10 @@ def decide(
 ) -> Decision:
     """Apply the rules above; see the module docstring."""
     capped = adm_diverged > baseline_diverged
+    if not capped and _significant(p_tost, alpha):
+        return Decision("matches", capped)
     if not capped and _significant(p_better_holm, alpha):
         return Decision("beats", capped)
     if _significant(p_worse_holm, alpha):
         return Decision("loses", capped)
-    if not capped and _significant(p_tost, alpha):
-        return Decision("matches", capped)
     return Decision("inconclusive", capped)
