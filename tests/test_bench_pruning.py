@@ -19,9 +19,36 @@ from admtune.study.context import Arm, RunRecorder, seed_everything
 from admtune.workloads import TrainConfig, get_workload
 
 from .test_engine import toy_spec
+from .toy_workload import Toy
 
 # Enough trials past the median pruner's 5 startup trials that some are pruned (toy runs take ms).
 SETS = ["baselines=['sgd']", "tune.finalists=2", "tune.selection_seeds=2"]
+
+
+class _Skewed:
+    """A run context whose mid-run validation reports are ``factor`` times the truth."""
+
+    def __init__(self, ctx, factor: float, last: int):
+        self._ctx, self._factor, self._last = ctx, factor, last
+
+    def report(self, step: int, value: float) -> None:
+        self._ctx.report(step, value if step >= self._last else value * self._factor)
+
+    def __getattr__(self, name: str):
+        return getattr(self._ctx, name)
+
+
+class LateToy(Toy):
+    """The toy whose odd seeds look ten times worse until their last step: the median pruner
+    stops runs that would have won, as it did on the reviewer's MLP (deterministic, unlike luck)."""
+
+    def run(self, ctx):
+        factor = 10.0 if ctx.seed % 2 else 1.0
+        return super().run(_Skewed(ctx, factor, ctx.train.total_steps(self.n) - 1))
+
+
+def late(options: dict) -> LateToy:
+    return LateToy(options)
 
 
 def _counts(url: str) -> dict[str, int]:
@@ -53,10 +80,14 @@ def _rerun_directly(spec, workload, beta: float, lr: float, seed: int) -> float:
     return float(result.validation[spec.metric])
 
 
-@pytest.fixture(scope="module")
-def study(tmp_path_factory):
+LATE = "tests.test_bench_pruning:late"
+
+
+@pytest.fixture(scope="module", params=[("tests.toy_workload:toy", 14), (LATE, 18)], ids=["toy", "late"])
+def study(request, tmp_path_factory):
     out = tmp_path_factory.mktemp("pruning") / "o"
-    spec = toy_spec("prune", SETS, trials=14, seeds=2)
+    workload, trials = request.param
+    spec = toy_spec("prune", SETS + [f"workload.name={workload!r}"], trials=trials, seeds=2)
     outcome = api.run_study(spec, out=out, device="cpu", report=False)
     assert outcome.complete
     return spec, out, outcome.storage_url
@@ -114,16 +145,14 @@ def test_counts_match_the_stored_results(study, tmp_path, capsys):
     assert (c["pruned"], c["beat_incumbent"], c["beat_selected_mean"]) == (pruned, beat_inc, beat_mean)
     assert c["beat_selected_trial"] == (beat_own if own_value is not None else None)
     assert sorted(c["beating_mean"]) == sorted(beating)
+    if spec.workload == LATE:  # the counts are not all zero: both outcomes are checked
+        assert 0 < beat_own < pruned and 0 < beat_mean
 
 
-def test_bad_input_is_one_sentence(study, tmp_path, capsys):
+def test_bad_input_is_one_sentence(tmp_path, capsys):
     assert pruning.main(["--out", str(tmp_path / "nothing")]) == 2
     assert "no stored study" in capsys.readouterr().err
     assert not (tmp_path / "nothing" / "study.db").exists()  # not created by looking
-
-    _, out, _ = study
-    assert pruning.main(["--out", str(out), "--study", "other"]) == 2
-    assert "no admtune study named 'other'" in capsys.readouterr().err
 
     engine, _ = api.prepare_engine(toy_spec("half", SETS, trials=14, seeds=2), out=tmp_path / "h",
                                    device="cpu")
@@ -131,3 +160,5 @@ def test_bad_input_is_one_sentence(study, tmp_path, capsys):
     engine.close()
     assert pruning.main(["--out", str(tmp_path / "h")]) == 2
     assert "is not finished" in capsys.readouterr().err
+    assert pruning.main(["--out", str(tmp_path / "h"), "--study", "other"]) == 2
+    assert "no admtune study named 'other'" in capsys.readouterr().err
