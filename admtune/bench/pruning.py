@@ -42,7 +42,7 @@ from admtune.study import storage as st
 from admtune.study.context import Arm
 from admtune.study.execute import Executor
 from admtune.study.spec import StudySpec
-from admtune.util import mask
+from admtune.util import json_safe, mask
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 
@@ -303,7 +303,7 @@ def to_data(reports: list[Report], name: str, url: str) -> dict[str, Any]:
         d = asdict(rep)
         d["counts"] = rep.counts()
         out.append(d)
-    return {"study": name, "storage": url, "tuning": out}
+    return json_safe({"study": name, "storage": url, "tuning": out})  # ±inf (all diverged): null
 
 
 def build_parser() -> argparse.ArgumentParser:
