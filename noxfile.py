@@ -49,3 +49,18 @@ def workers(session: nox.Session) -> None:
     """Two workers against one: wall time of the quick study on the same storage."""
     install(session)
     session.run("python", "-m", "admtune.bench.workers", *session.posargs)
+
+
+@nox.session
+def pruning(session: nox.Session) -> None:
+    """Re-run the pruned tuning trials of finished studies to completion: what pruning cost.
+    Pass out folders (``nox -s pruning -- reports/examples/mlp reports/quick``); extra options
+    (``--device cuda``) go after ``--``: ``nox -s pruning -- reports/quick -- --device cuda``."""
+    if not session.posargs:
+        session.error("give the out folders of finished studies: nox -s pruning -- reports/quick …")
+    args = list(session.posargs)
+    folders, options = (args[:args.index("--")], args[args.index("--") + 1:]) if "--" in args \
+        else (args, [])
+    install(session)
+    for folder in folders:
+        session.run("python", "-m", "admtune.bench.pruning", "--out", folder, *options)
