@@ -226,7 +226,7 @@ def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(project, presses):
 
     f = pd.read_csv(project / "reports" / "toy" / "runs.csv")
     assert (f.status == "complete").all()  # the interrupted attempt was re-run; final attempts only
-    assert len(f) == 2 * 3 + 2 * 3 * 2
+    assert (f.arm != "select").sum() == 2 * 3 + 2 * 3 * 2
 
 
 def test_the_recorded_command_never_holds_a_password(project, monkeypatch):
@@ -310,7 +310,7 @@ def test_ctrl_c_stops_every_worker_of_the_command_and_it_resumes(project):
     import pandas as pd
 
     f = pd.read_csv(project / "reports" / "toy" / "runs.csv")
-    assert (f.status == "complete").all() and len(f) == 2 * 3 + 2 * 3 * 2
+    assert (f.status == "complete").all() and (f.arm != "select").sum() == 2 * 3 + 2 * 3 * 2
 
 
 @pytest.mark.parametrize("n", ["0", "65"])

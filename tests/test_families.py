@@ -56,14 +56,17 @@ def test_a_registered_family_runs_a_study_end_to_end(tmp_path, heavyball):
     assert s.train.weight_decay["heavyball"] == 0.0  # a plug-in family decays by 0 unless told
     outcome = api.run_study(s, device="cpu", out=tmp_path, pdf=True)
     assert outcome.complete and outcome.reported
-    # every tuning trial and every evaluation run of the family built its own optimizers
-    assert heavyball.CALLS["baseline"] == 3 + 2 * 2 and heavyball.CALLS["adm"] == 2
+    # every tuning, selection and evaluation run of the family built its own optimizers
+    f = outcome.results.frame()
+    runs = f[f.baseline == "heavyball"].arm.value_counts()
+    assert heavyball.CALLS["baseline"] == runs["trial"] + runs["select"] + runs["tuned"] + runs["default"]
+    assert heavyball.CALLS["adm"] == runs["adm"] == 2 and runs["trial"] == 3
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert list(summary["baselines"]) == ["sgd", "adamw", "heavyball"]
     assert summary["baselines"]["heavyball"]["verdict"] in ("beats", "matches", "loses", "inconclusive")
     rows = list(csv.DictReader((tmp_path / "runs.csv").open()))
     arms = {r["arm"] for r in rows if r["baseline"] == "heavyball"}
-    assert arms == {"trial", "adm", "tuned", "default"}
+    assert arms == {"trial", "select", "adm", "tuned", "default"}
     html = (tmp_path / "report.html").read_text()
     assert "AdM-Heavy ball" in html and "Heavy ball, tuned β" in html
     assert (tmp_path / "report.pdf").read_bytes()[:5] == b"%PDF-"
