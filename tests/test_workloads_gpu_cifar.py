@@ -380,6 +380,9 @@ def test_cifar_study_completes_with_a_report_on_the_cpu(fake10, tmp_path):
     assert {b: e["verdict"] in ("beats", "matches", "loses", "inconclusive")
             for b, e in summary["baselines"].items()} == {"sgd": True, "adamw": True}
     runs = pd.read_csv(out / "runs.csv")
+    sel = runs[runs.arm == "select"]
+    runs = runs[runs.arm != "select"]  # each finalist on its selection seeds, counted apart
+    assert len(sel) == 3 * sel.groupby("baseline").beta.nunique().sum()
     assert len(runs) == 2 * 2 + 2 * 3 * 2 and set(runs.status) <= {"complete", "pruned"}
     ev = runs[runs.arm != "trial"]
     assert ev.value.between(0, 100).all()  # test accuracy in percent

@@ -202,8 +202,10 @@ def test_lm_study_completes_with_a_report_on_the_cpu(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert list(summary["baselines"]) == ["adamw"] and summary["metric"] == "loss"
     runs = pd.read_csv(out / "runs.csv")
-    assert runs.arm.value_counts().to_dict() == {"trial": 2, "adm": 2, "tuned": 2, "default": 2,
-                                                 "nowarmup": 2}
+    counts = runs.arm.value_counts().to_dict()
+    sel = runs[runs.arm == "select"]
+    assert counts.pop("select") == 3 * sel.beta.nunique()  # every finalist on 3 selection seeds
+    assert counts == {"trial": 2, "adm": 2, "tuned": 2, "default": 2, "nowarmup": 2}
     reason = summary["baselines"]["adamw"]["reason"]  # the verdict text says what was compared
     assert "AdM trained without warmup" in reason and "with 2 warmup steps" in reason
     assert "arm nowarmup" in reason
