@@ -248,23 +248,30 @@ def test_two_workers_share_the_study_exactly(tmp_path, backend):
     assert sum("WRITES_REPORT True" in log for log in logs) == 1, logs
 
 
+def kill_inside(worker: subprocess.Popen, url: str, study: str, timeout: float = 180) -> None:
+    """SIGKILL ``worker`` while it is inside a run of ``study``, then wait past the grace period
+    (3 s in these tests) so that its run is stale."""
+    storage = st.open_storage(url, heartbeat_interval=None)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if st.study_exists(storage, study):
+            trials = optuna.load_study(study_name=study, storage=storage).trials
+            if any(t.state == TrialState.RUNNING for t in trials):
+                break
+        time.sleep(0.2)
+    else:
+        pytest.fail(f"the worker never started a run of {study}")
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    time.sleep(3.5)
+
+
 def test_sigkilled_worker_is_detected_and_its_run_redone(tmp_path):
     name = "killed"
     url = st.default_url(tmp_path)
     w = start_worker(name, url, tmp_path, sets=["workload.sleep=0.05"], hb=1, grace=3)
+    kill_inside(w, url, f"{name}/eval")
     storage = st.open_storage(url, heartbeat_interval=None)
-    deadline = time.time() + 120
-    while time.time() < deadline:  # wait until it is inside an evaluation run
-        if st.study_exists(storage, f"{name}/eval"):
-            ev = optuna.load_study(study_name=f"{name}/eval", storage=storage).trials
-            if any(t.state == TrialState.RUNNING for t in ev):
-                break
-        time.sleep(0.2)
-    else:
-        pytest.fail("the worker never started an evaluation run")
-    w.send_signal(signal.SIGKILL)
-    w.wait()
-    time.sleep(3.5)  # past the grace period: the run is stale
     out = api.run_study(toy_spec(name, ["workload.sleep=0.05"]), storage=url, out=tmp_path,
                      device="cpu", report=False, heartbeat_interval=1, grace_period=3)
     assert out.complete

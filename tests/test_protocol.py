@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import signal
-import time
 import uuid
 
 import optuna
@@ -14,7 +12,7 @@ from admtune import api
 from admtune.errors import AdmtuneError
 from admtune.study import records
 from admtune.study import storage as st
-from tests.test_engine import start_worker, toy_spec
+from tests.test_engine import kill_inside, start_worker, toy_spec
 
 
 def run(s, out, **kw):
@@ -87,19 +85,8 @@ def test_a_worker_killed_mid_selection_is_resumed(tmp_path):
     name = f"s{uuid.uuid4().hex[:8]}"
     url = st.default_url(tmp_path)
     w = start_worker(name, url, tmp_path, sets=["workload.sleep=0.05"], trials=4, seeds=2, hb=1, grace=3)
+    kill_inside(w, url, f"{name}/select")
     storage = st.open_storage(url, heartbeat_interval=None)
-    deadline = time.time() + 180
-    while time.time() < deadline:  # wait until it is inside a selection run
-        if st.study_exists(storage, f"{name}/select"):
-            sel = optuna.load_study(study_name=f"{name}/select", storage=storage).trials
-            if any(t.state == TrialState.RUNNING for t in sel):
-                break
-        time.sleep(0.2)
-    else:
-        pytest.fail("the worker never started a selection run")
-    w.send_signal(signal.SIGKILL)
-    w.wait()
-    time.sleep(3.5)  # past the grace period: the run is stale
     out = run(toy_spec(name, ["workload.sleep=0.05"]), tmp_path, heartbeat_interval=1, grace_period=3)
     assert out.complete
     sel = optuna.load_study(study_name=f"{name}/select", storage=storage).trials
