@@ -84,10 +84,11 @@ def test_trials_grow_the_same_tuning_study_and_shrinking_is_refused(tmp_path):
 def test_a_worker_killed_mid_selection_is_resumed(tmp_path):
     name = f"s{uuid.uuid4().hex[:8]}"
     url = st.default_url(tmp_path)
-    w = start_worker(name, url, tmp_path, sets=["workload.sleep=0.05"], trials=4, seeds=2, hb=1, grace=3)
+    sets = [*SGD_ONLY, "workload.sleep=0.05", "tune.finalists=1", "tune.selection_seeds=2"]
+    w = start_worker(name, url, tmp_path, sets=sets, trials=3, seeds=2, hb=1, grace=3)
     kill_inside(w, url, f"{name}/select")
     storage = st.open_storage(url, heartbeat_interval=None)
-    out = run(toy_spec(name, ["workload.sleep=0.05"]), tmp_path, heartbeat_interval=1, grace_period=3)
+    out = run(toy_spec(name, sets, trials=3, seeds=2), tmp_path, heartbeat_interval=1, grace_period=3)
     assert out.complete
     sel = optuna.load_study(study_name=f"{name}/select", storage=storage).trials
     done = [t.user_attrs["key"] for t in sel if t.state == TrialState.COMPLETE]
