@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         outcome = api.run_study(
             StudySpec.from_data(job["spec"], source=job.get("source", "")), storage=job["storage"],
             out=job["out"], device=job["device"], stop=stop, command=job.get("command", ""),
-            pdf=job.get("pdf", True),
+            pdf=job.get("pdf", True), wait_timeout=job.get("wait_timeout", 3600.0),
         )
     except api.Interrupted:
         return 130

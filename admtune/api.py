@@ -71,7 +71,7 @@ def check_device(device: str) -> str:
 def prepare_engine(spec: StudySpec, *, storage: str | None = None, out: str | Path | None = None,
                    device: str = "auto", events: Events | None = None, stop: StopFlag | None = None,
                    command: str = "", heartbeat_interval: int | None = st.HEARTBEAT_INTERVAL,
-                   grace_period: int | None = st.GRACE_PERIOD):
+                   grace_period: int | None = st.GRACE_PERIOD, wait_timeout: float | None = 3600.0):
     """Check everything that can be known before training (workload, metric, device, out folder,
     disk, storage) and return ``(engine, out_dir)``."""
     from .devices import resolve_device
@@ -94,7 +94,8 @@ def prepare_engine(spec: StudySpec, *, storage: str | None = None, out: str | Pa
     url = storage or st.default_url(out_dir)
     engine = Engine(spec=spec, storage_url=url, device=dev, workload=workload, command=command,
                     events=events or Events(), stop=stop or StopFlag(),
-                    heartbeat_interval=heartbeat_interval, grace_period=grace_period)
+                    heartbeat_interval=heartbeat_interval, grace_period=grace_period,
+                    wait_timeout=wait_timeout)
     return engine, out_dir
 
 
@@ -119,13 +120,15 @@ def run_study(spec: StudySpec, *, workers: int = 1, storage: str | None = None,
               out: str | Path | None = None, device: str = "auto", events: Events | None = None,
               stop: StopFlag | None = None, command: str = "", report: bool = True, pdf: bool = True,
               heartbeat_interval: int | None = st.HEARTBEAT_INTERVAL,
-              grace_period: int | None = st.GRACE_PERIOD) -> Outcome:
+              grace_period: int | None = st.GRACE_PERIOD, wait_timeout: float | None = 3600.0) -> Outcome:
     """Run or resume a study; when every run has ended, write its report into the out folder.
 
     ``workers > 1`` starts that many worker processes on this machine in all (this one is
     worker 0), sharing the study through its storage; ``device="cuda"`` spreads them over the
     GPUs. ``stop.request()`` (the CLI's Ctrl-C) reaches every worker; a SIGTERM to this process
     terminates the others too. Raises ``Interrupted`` after a second stop request aborted a run.
+    A worker with nothing to do waits for the others' runs, and gives up with one sentence after
+    ``wait_timeout`` seconds in which no run ended anywhere (None: wait as long as it takes).
     """
     group = None
     if workers != 1:
@@ -139,7 +142,8 @@ def run_study(spec: StudySpec, *, workers: int = 1, storage: str | None = None,
                 sys.modules["torch"].set_num_threads(threads)
         out_dir = _out_folder(out, spec.name)
         job = {"spec": spec.to_data(), "source": spec.source, "out": str(out_dir),
-               "storage": storage or st.default_url(out_dir), "command": command, "pdf": pdf}
+               "storage": storage or st.default_url(out_dir), "command": command, "pdf": pdf,
+               "wait_timeout": wait_timeout}
         group = _workers.WorkerGroup.start(job, devices[1:], threads)
         out = out_dir
     stop = stop or StopFlag()
@@ -147,7 +151,8 @@ def run_study(spec: StudySpec, *, workers: int = 1, storage: str | None = None,
         try:
             outcome = _run_here(spec, storage=storage, out=out, device=device, events=events,
                                 stop=stop, command=command, report=report, pdf=pdf,
-                                heartbeat_interval=heartbeat_interval, grace_period=grace_period)
+                                heartbeat_interval=heartbeat_interval, grace_period=grace_period,
+                                wait_timeout=wait_timeout)
             # The other workers may still be running: stop requests keep reaching them meanwhile.
             if group is not None:
                 outcome.failed_workers = group.wait()
@@ -184,10 +189,11 @@ def _worker_signals(group: Any, stop: StopFlag) -> Iterator[None]:
 
 def _run_here(spec: StudySpec, *, storage: str | None, out: str | Path | None, device: str,
               events: Events | None, stop: StopFlag, command: str, report: bool, pdf: bool,
-              heartbeat_interval: int | None, grace_period: int | None) -> Outcome:
+              heartbeat_interval: int | None, grace_period: int | None,
+              wait_timeout: float | None) -> Outcome:
     engine, out_dir = prepare_engine(
         spec, storage=storage, out=out, device=device, events=events, stop=stop, command=command,
-        heartbeat_interval=heartbeat_interval, grace_period=grace_period,
+        heartbeat_interval=heartbeat_interval, grace_period=grace_period, wait_timeout=wait_timeout,
     )
     with _storage_errors(engine.storage_url):
         try:

@@ -53,6 +53,7 @@ DeviceOpt = Annotated[str, typer.Option("--device", help="auto | cpu | cuda | cu
 OutOpt = Annotated[Path | None, typer.Option("--out", help="Out folder (default: reports/NAME).")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a spec key by dotted path, e.g. --set train.epochs=1 (repeatable).")]
 PdfOpt = Annotated[bool, typer.Option("--pdf/--no-pdf", help="Also render report.pdf.")]
+WaitOpt = Annotated[float, typer.Option("--wait-timeout", help="Seconds an idle worker waits for runs of other workers, none of them ending, before it gives up (0: no limit).")]
 WorkersOpt = Annotated[int, typer.Option("--workers", "-j", help="Workers on this machine sharing the study; with --device cuda they spread over the GPUs.")]
 
 
@@ -63,6 +64,7 @@ class _ProgressEvents:
         self.progress = progress
         self.tasks: dict[str, Any] = {}
         self.current = progress.add_task("", total=None, visible=False)
+        self._last_wait: str | None = None
 
     def phase(self, name: str, total: int, done: int) -> None:
         if name not in self.tasks:
@@ -84,7 +86,11 @@ class _ProgressEvents:
         self.progress.update(self.current, visible=False)
 
     def waiting(self, reason: str) -> None:
-        self.progress.update(self.current, description=f"[dim]{reason}", visible=True)
+        if self.progress.disable and reason != self._last_wait:
+            # No live line in logs and pipes: say once what this worker waits for.
+            self.progress.console.print(escape(reason))
+        self._last_wait = reason
+        self.progress.update(self.current, description=f"[dim]{escape(reason)}", visible=True)
 
 
 def _fail(exc: AdmtuneError) -> None:
@@ -102,17 +108,18 @@ def _command_line() -> str:
 
 def _run_study(name: str, trials: int | None, seeds: int | None, storage: str | None,
                device: str, out: Path | None, sets: list[str] | None, pdf: bool,
-               quiet: bool = False, workers: int = 1):
+               quiet: bool = False, workers: int = 1, wait_timeout: float = 3600.0):
     _gc.pause()  # until the first run has imported what training needs: see admtune._gc
     try:
-        return _run_study_paused(name, trials, seeds, storage, device, out, sets, pdf, quiet, workers)
+        return _run_study_paused(name, trials, seeds, storage, device, out, sets, pdf, quiet, workers,
+                                 wait_timeout)
     finally:
         _gc.resume()
 
 
 def _run_study_paused(name: str, trials: int | None, seeds: int | None, storage: str | None,
                       device: str, out: Path | None, sets: list[str] | None, pdf: bool,
-                      quiet: bool, workers: int):
+                      quiet: bool, workers: int, wait_timeout: float):
     from . import api
     from .util import mask
 
@@ -139,6 +146,7 @@ def _run_study_paused(name: str, trials: int | None, seeds: int | None, storage:
             outcome = api.run_study(
                 s, workers=workers, storage=storage, out=out, device=device,
                 events=_ProgressEvents(progress), stop=stop, command=_command_line(), pdf=pdf,
+                wait_timeout=wait_timeout if wait_timeout > 0 else None,
             )
     except api.Interrupted:
         err_console.print("[yellow]interrupted;[/] run the same command to resume")
@@ -179,11 +187,12 @@ def study(
     name: Annotated[str, typer.Argument(help="A study name (see `admtune list`) or a path to a .toml spec.")],
     trials: TrialsOpt = None, seeds: SeedsOpt = None, storage: StorageOpt = None,
     device: DeviceOpt = "auto", out: OutOpt = None, set_: SetOpt = None, pdf: PdfOpt = True,
-    workers: WorkersOpt = 1,
+    workers: WorkersOpt = 1, wait_timeout: WaitOpt = 3600.0,
 ) -> None:
     """Run or resume a study, then write its report (summary.json, report.html, report.pdf, runs.csv)."""
     try:
-        outcome = _run_study(name, trials, seeds, storage, device, out, set_, pdf, workers=workers)
+        outcome = _run_study(name, trials, seeds, storage, device, out, set_, pdf, workers=workers,
+                             wait_timeout=wait_timeout)
     except AdmtuneError as exc:
         _fail(exc)
     if not outcome.reported and (outcome.out_dir / "summary.json").is_file() and workers > 1:

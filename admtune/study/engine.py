@@ -50,6 +50,8 @@ from .results import CORE_ARMS, StudyResults
 from .spec import GROWABLE, StudySpec, budget, diff, without_budget
 
 POLL_S = 0.5                  # how often an idle worker looks for work finished elsewhere
+WAIT_TIMEOUT_S = 3600.0       # an idle worker gives up after this long without progress elsewhere
+RETRY = "retry"               # a stage's answer: an earlier stage has work again
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 
@@ -79,6 +81,7 @@ class Engine:
     stop: StopFlag = field(default_factory=StopFlag)
     heartbeat_interval: int | None = st.HEARTBEAT_INTERVAL
     grace_period: int | None = st.GRACE_PERIOD
+    wait_timeout: float | None = WAIT_TIMEOUT_S
 
     def __post_init__(self) -> None:
         self.name = self.spec.name
@@ -216,12 +219,58 @@ class Engine:
         return HistoryPruner(optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0))
 
     def _fail_stale(self, study: optuna.Study) -> None:
-        """Optuna's check for runs of dead workers, at most once per heartbeat interval (a run
-        turns stale only after the grace period, so checking between every two runs is waste)."""
+        """Fail the runs of dead workers, at most once per heartbeat interval (a run turns stale
+        only after the grace period, so checking between every two runs is waste)."""
+        if not self.heartbeat_interval:
+            return
         now = time.monotonic()
-        if now - self._stale_checked.get(study.study_name, -math.inf) >= (self.heartbeat_interval or 0):
+        if now - self._stale_checked.get(study.study_name, -math.inf) >= self.heartbeat_interval:
             self._stale_checked[study.study_name] = now
-            _quiet(optuna.storages.fail_stale_trials, study)
+            grace = self.grace_period or 3 * self.heartbeat_interval
+            st.fail_stale_trials(study, grace)
+
+    def _earlier_work(self, phase: str) -> bool:
+        """While a stage waits for other workers: fail the dead ones' runs in the stages before it
+        and say whether one of those stages has work again (a killed worker's tuning trial no
+        longer counts), so that this worker goes back and does it instead of waiting forever."""
+        for (baseline, adm) in self._tuning_keys():
+            study = self._study(st.tune_name(self.name, baseline, adm))
+            self._fail_stale(study)
+            counted, _, _ = records.tuning_counts(study.get_trials(deepcopy=False))
+            if counted < self.spec.trials:
+                return True
+        if phase == "evaluate":
+            study = self._study(st.select_name(self.name))
+            self._fail_stale(study)
+            planned, _ = self.selection_plan()
+            states = records.eval_states(study.get_trials(deepcopy=False), [r["key"] for r in planned])
+            return any(v == "todo" for v in states.values())
+        return False
+
+    def _tuning_keys(self) -> list[tuple[str, bool]]:
+        return [(b, adm) for b in self.spec.baselines
+                for adm in ((False, True) if self.spec.tune.lr else (False,))]
+
+    def _wait(self, phase: str, trials: list, since: float) -> None:
+        """One poll of an idle worker: say what it waits for, give up after wait_timeout."""
+        live = [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)
+                and not t.user_attrs.get("skipped")]
+        what = ", ".join(str(t.user_attrs.get("key", f"#{t.number}")) for t in live[:3])
+        more = f" and {len(live) - 3} more" if len(live) > 3 else ""
+        if live:
+            runs = f"{len(live)} run{'s' if len(live) != 1 else ''}"
+            reason = f"{phase}: waiting for {runs} of other workers ({what}{more})"
+        else:
+            reason = f"{phase}: waiting for earlier stages of other workers"
+        self.events.waiting(reason)
+        if self.wait_timeout is not None and time.monotonic() - since > self.wait_timeout:
+            raise AdmtuneError(
+                f"gave up after waiting {self.wait_timeout:.0f} s for runs of other workers that "
+                f"never ended ({reason.partition(': ')[2]}); if those workers are gone their runs "
+                f"are failed after the grace period of {self.grace_period or 0} s: run the same "
+                "command again, or raise --wait-timeout"
+            )
+        time.sleep(POLL_S)
 
     def tuning_finished(self, baseline: str, adm: bool) -> bool:
         """The budget is counted and no trial of it is still running (here or elsewhere)."""
@@ -309,7 +358,7 @@ class Engine:
                     f"is nothing to evaluate; lower train.lr.{baseline} or narrow the tuning range"
                 )
 
-    def select(self) -> bool:
+    def select(self) -> bool | str:
         """Run the finalists of tuning on their selection seeds; True when every run ended."""
         n_finalists = self.spec.tune.finalists + 1 + len(self.spec.tune.candidates)  # at most
         arms = 2 if self.spec.tune.lr else 1
@@ -320,14 +369,15 @@ class Engine:
             score="validation",
         )
 
-    def evaluate(self) -> bool:
+    def evaluate(self) -> bool | str:
         """Run the evaluation runs until the plan is done; True when every planned run ended."""
         return self._run_keyed(st.eval_name(self.name), self.plan, "evaluate",
                                lambda planned, complete: planned_runs(self.spec), score="test")
 
     def _run_keyed(self, study_name: str, plan: Callable[[], tuple[list[dict[str, Any]], bool]],
-                   phase: str, total: Callable[[list, bool], int], score: str) -> bool:
-        """Run a stage's keyed runs until its plan is done; True when every planned run ended.
+                   phase: str, total: Callable[[list, bool], int], score: str) -> bool | str:
+        """Run a stage's keyed runs until its plan is done; True when every planned run ended,
+        False when stopped, RETRY when an earlier stage has work again (a dead worker's run).
 
         A worker enqueues one planned key at a time, just before it asks for a trial (which pops the
         oldest waiting one), picking keys in its own random order: workers rarely pick the same
@@ -335,6 +385,8 @@ class Engine:
         """
         order = random.Random(os.getpid() * 1_000_003 + time.monotonic_ns())
         ran: set[int] = set()  # numbers of the trials of this stage that this worker ran
+        idle_since: float | None = None   # since when this worker has waited without progress
+        last_done = -1
         while not self.stop.after_run:
             planned, plan_complete = plan()
             study = self._study(study_name)
@@ -352,9 +404,13 @@ class Engine:
                 return True
             todo = [run for run in planned if states[run["key"]] == "todo"]
             if not todo and not any(t.state == TrialState.WAITING for t in trials):
-                self.events.waiting("waiting for runs of other workers")
-                time.sleep(POLL_S)
+                if not plan_complete and self._earlier_work(phase):
+                    return RETRY
+                if idle_since is None or done != last_done:  # others made progress: not stuck
+                    idle_since, last_done = time.monotonic(), done
+                self._wait(phase, trials, idle_since)
                 continue
+            idle_since = None
             if todo:
                 run = order.choice(todo)
                 study.enqueue_trial({"key": run["key"]}, user_attrs=dict(run))
@@ -380,13 +436,19 @@ class Engine:
         """Tune every baseline, select among the finalists, then evaluate. True when the study
         is complete."""
         self.prepare()
-        for baseline in self.spec.baselines:
-            self.tune(baseline)
-            if self.spec.tune.lr:
-                self.tune(baseline, adm=True)
-        if self.stop.after_run or not self.select():
-            return False
-        return self.evaluate()
+        while True:  # again from tuning when a later stage found a dead worker's run to redo
+            for baseline, adm in self._tuning_keys():
+                self.tune(baseline, adm=adm)
+            if self.stop.after_run:
+                return False
+            selected = self.select()
+            if selected == RETRY:
+                continue
+            if not selected:
+                return False
+            evaluated = self.evaluate()
+            if evaluated != RETRY:
+                return bool(evaluated)
 
     def results(self) -> StudyResults:
         return records.load_results(self.storage, self.name)
