@@ -259,18 +259,23 @@ def write_runs_csv(results: StudyResults, out_dir: str | Path) -> Path:
 
 @contextlib.contextmanager
 def _storage_errors(url: str) -> Iterator[None]:
-    """A storage or disk failure mid-study becomes one sentence (what is stored stays resumable)."""
+    """A storage or disk failure mid-study becomes one sentence (what is stored stays resumable).
+    Optuna wraps a failed commit in StorageInternalError; the database's own words are its cause."""
+    import optuna
     import sqlalchemy.exc
 
     try:
         yield
-    except sqlalchemy.exc.SQLAlchemyError as exc:
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]
+    except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as exc:
+        cause = exc.__cause__ if isinstance(exc, optuna.exceptions.StorageInternalError) else exc
+        cause = cause if cause is not None else exc
+        reason = str(getattr(cause, "orig", None) or cause).strip().splitlines()[0][:200]
         if "disk" in reason and "full" in reason:
             raise StorageError(f"the disk holding the storage is full ({reason}); free space and "
                                "run the same command to resume") from None
-        raise StorageError(f"the storage {mask(url)!r} failed: {reason}; run the same "
-                           "command to resume once it is reachable") from None
+        raise StorageError(f"the storage {mask(url)!r} failed: {mask(reason)}; every run that "
+                           "ended before is kept: run the same command to resume once it works "
+                           "again") from None
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
             raise AdmtuneError(f"no space left on the device while writing {exc.filename or 'results'};"

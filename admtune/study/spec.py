@@ -25,6 +25,7 @@ from .. import families
 from ..errors import SpecError
 
 EXTRA_ARMS = ("nowarmup",)
+MAX_DESCRIPTION = 10_000
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -32,7 +33,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # key -> (kind, default, required). Kinds are checked by `_check`; `...` marks "no default".
 TOP = {
     "name": ("name", ..., True),
-    "description": ("str", "", False),
+    "description": ("description", "", False),
     "workload": ("str", ..., True),
     "metric": ("str", ..., True),
     "direction": (("minimize", "maximize"), ..., True),
@@ -388,6 +389,12 @@ def _check(key: str, kind: Any, v: Any, baselines: list[str]) -> Any:
     if kind == "name":
         if not isinstance(v, str) or not NAME_RE.match(v) or ".." in v:
             _fail(key, f"must be a short name of letters, digits, '-', '_' or '.', got {v!r}")
+        return v
+    if kind == "description":
+        if not isinstance(v, str):
+            _fail(key, f"must be a string, got {v!r}")
+        if len(v) > MAX_DESCRIPTION:
+            _fail(key, f"is {len(v):,} characters long; at most {MAX_DESCRIPTION:,} fit a report's title page")
         return v
     if kind == "str":
         if not isinstance(v, str):
