@@ -199,6 +199,11 @@ def _run_here(spec: StudySpec, *, storage: str | None, out: str | Path | None, d
         try:
             complete = engine.run()
             results = engine.results()
+        except BaseException:
+            # A study that stops on an error still leaves runs.csv, with every failure's reason.
+            with contextlib.suppress(Exception):
+                write_runs_csv(engine.results(), out_dir)
+            raise
         finally:
             engine.close()
         reported = complete and report and engine.writes_report

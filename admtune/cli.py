@@ -65,6 +65,7 @@ class _ProgressEvents:
         self.tasks: dict[str, Any] = {}
         self.current = progress.add_task("", total=None, visible=False)
         self._last_wait: str | None = None
+        self._reasons: set[str | None] = set()
 
     def phase(self, name: str, total: int, done: int) -> None:
         if name not in self.tasks:
@@ -79,10 +80,15 @@ class _ProgressEvents:
     def run_started(self, label: str) -> None:
         self.progress.update(self.current, description=f"[dim]{escape(label)}", visible=True)
 
-    def run_finished(self, label: str, status: str, value: float | None, wall_s: float) -> None:
+    def run_finished(self, label: str, status: str, value: float | None, wall_s: float,
+                     reason: str | None = None) -> None:
         if status in ("diverged", "failed"):
             shown = {"diverged": "[yellow]diverged", "failed": "[red]failed"}[status]
-            self.progress.console.print(f"  {escape(label)}: {shown}[/] ({wall_s:.1f} s)")
+            # The reason the first time it appears (nine identical crashes need one explanation).
+            why = f": {escape(reason)}" if reason and reason not in self._reasons else ""
+            self._reasons.add(reason)
+            self.progress.console.print(f"  {escape(label)}: {shown}[/] ({wall_s:.1f} s){why}",
+                                        highlight=False, soft_wrap=True)
         self.progress.update(self.current, visible=False)
 
     def waiting(self, reason: str) -> None:

@@ -293,7 +293,9 @@ class Engine:
             if counted >= budget:
                 return
             if crashed >= budget * records.MAX_ATTEMPTS:
-                raise AdmtuneError(f"tuning {baseline} crashed {crashed} times; see runs.csv for the reasons")
+                first = records.first_crash(trials)
+                raise AdmtuneError(f"tuning {baseline} crashed {crashed} times; the first: {first} "
+                                   "(runs.csv lists every reason)")
             study.sampler = self._sampler(sname, len(trials))
             trial = _quiet(study.ask)
             # Another worker may have taken the last slot between our count and ask(): give it back.

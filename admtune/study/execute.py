@@ -140,7 +140,7 @@ class Executor:
             attrs["value"] = None
             self.events.waiting("a run was taken over as stale by another worker")
         shown = None if attrs.get("value") is None else float(attrs["value"])
-        self.events.run_finished(label, attrs["status"], shown, wall)
+        self.events.run_finished(label, attrs["status"], shown, wall, attrs.get("reason"))
         if error is not None:
             raise error
 

@@ -100,6 +100,16 @@ def tuning_counts(trials: list[FrozenTrial]) -> tuple[int, int, int]:
     return len(counted), running, crashed
 
 
+def first_crash(trials: list[FrozenTrial]) -> str:
+    """The reason of the earliest crashed trial ("ExceptionType: message"), for an error message."""
+    for t in sorted(trials, key=lambda t: t.number):
+        reason = t.user_attrs.get("reason")
+        crashed = t.state == TrialState.FAIL and reason not in (None, "interrupted")
+        if crashed and not t.user_attrs.get("skipped"):
+            return str(reason)
+    return "no reason recorded"
+
+
 def best_trial(trials: list[FrozenTrial], direction: str) -> FrozenTrial | None:
     """The best complete, non-diverged tuning trial (ties: the earliest), or None."""
     done = [t for t in trials if _is_complete_trial(t)]
@@ -341,9 +351,16 @@ def load_results(storage: optuna.storages.BaseStorage | str, name: str) -> Study
             if not st.study_exists(storage, sname):
                 continue
             trials = optuna.load_study(study_name=sname, storage=storage).get_trials(deepcopy=False)
-            for pos, t in enumerate(counted_tuning_trials(trials)):
+            counted = counted_tuning_trials(trials)
+            for pos, t in enumerate(counted):
                 if t.state != TrialState.RUNNING:
                     runs.append(run_from_trial(t, name, pos))
+            # Crashed and interrupted trials too, after the counted ones, so that their reasons
+            # reach runs.csv; a dead worker's trial recorded nothing and is left out.
+            crashed = [t for t in sorted(trials, key=lambda t: t.number)
+                       if t.state == TrialState.FAIL and not t.user_attrs.get("skipped")
+                       and "baseline" in unpack(t)]
+            runs.extend(run_from_trial(t, name, len(counted) + k) for k, t in enumerate(crashed))
     tuning = {key: finished for key, finished in _tuning_trials(storage, spec, name).items()}
     selection: list[FrozenTrial] = []
     if st.study_exists(storage, st.select_name(name)):

@@ -394,7 +394,8 @@ def _check(key: str, kind: Any, v: Any, baselines: list[str]) -> Any:
         if not isinstance(v, str):
             _fail(key, f"must be a string, got {v!r}")
         if len(v) > MAX_DESCRIPTION:
-            _fail(key, f"is {len(v):,} characters long; at most {MAX_DESCRIPTION:,} fit a report's title page")
+            _fail(key, f"is {len(v):,} characters long; a report's title page takes at most "
+                       f"{MAX_DESCRIPTION:,}")
         return v
     if kind == "str":
         if not isinstance(v, str):

@@ -46,12 +46,14 @@ class TrainConfig:
     warmup_steps: int = 0
 
     def total_steps(self, n_train: int) -> int:
-        """The step budget: ``steps`` if given, else ``ceil(epochs * n_train / batch_size)``."""
+        """The step budget: ``steps`` if given, else ``ceil(epochs * n_train / batch_size)``;
+        ``batch_size = 0`` means the full training set in every step (full batch)."""
         if self.steps is not None:
             return int(self.steps)
         if self.epochs is None:
             raise ValueError("train.epochs or train.steps must be set")
-        return max(1, math.ceil(self.epochs * n_train / self.batch_size))
+        batch = self.batch_size if self.batch_size > 0 else n_train
+        return max(1, math.ceil(self.epochs * n_train / max(1, batch)))
 
 
 def lr_lambda(schedule: str, total_steps: int, warmup_steps: int = 0) -> Callable[[int], float]:
