@@ -65,7 +65,15 @@ from admtune import families
 from admtune.errors import AdmtuneError, SpecError
 from admtune.util import atomic_write
 
+
+class IncompleteStudy(AdmtuneError):
+    """The summary is of a study whose planned runs have not all ended."""
+
+    exit_code = 3
+
+
 __all__ = [
+    "IncompleteStudy",
     "VERDICTS",
     "KEYS",
     "BaselineExpectation",
@@ -545,12 +553,13 @@ def run_check(
     junit_path: str | os.PathLike[str] | None = None,
     console: Any = None,
 ) -> int:
-    """Check ``summary`` against the expectations; print one line per expectation; return 0/1/2.
+    """Check ``summary`` against the expectations; print one line per expectation; return 0/1/2/3.
 
     ``expect_path`` is a file or an already loaded :class:`Expectations` (the CLI loads it before
     training so that a bad file fails fast). 0: every expectation holds; 1: any falls short; 2: a
     usage error, printed as one sentence (and, with ``junit_path``, written as an errored test
-    case). ``console`` is a rich Console (default: a new one on stdout).
+    case); 3: the study is incomplete, so its verdicts are interim and nothing is judged (also an
+    errored test case). ``console`` is a rich Console (default: a new one on stdout).
     """
     from rich.console import Console
     from rich.text import Text
@@ -563,6 +572,11 @@ def run_check(
             expect_path if isinstance(expect_path, Expectations)
             else load_expectations(expect_path)
         )
+        if isinstance(summary, dict) and summary.get("complete") is False:
+            from admtune.report.text import incomplete_text
+
+            raise IncompleteStudy(f"study {study} is {incomplete_text(summary.get('progress'))}; "
+                                  "its verdicts are interim and are not checked: finish the study first")
         outcomes = judge(summary, expectations)
     except AdmtuneError as exc:
         console.print(Text.assemble(("error: ", "bold red"), str(exc)), soft_wrap=True)

@@ -5,6 +5,7 @@ that ``admtune --help`` and ``admtune list`` start fast."""
 from __future__ import annotations
 
 import gc
+import json
 import shlex
 import signal
 import sys
@@ -224,6 +225,13 @@ def report(
     except AdmtuneError as exc:
         _fail(exc)
     _print_summary(out_dir)
+    summary = json.loads((out_dir / "summary.json").read_text())
+    if summary.get("complete") is False:
+        from .report.text import incomplete_text
+
+        err_console.print(f"[yellow]{escape(incomplete_text(summary.get('progress')))}[/]: the "
+                          "report is written, its verdicts are interim (exit code 3)")
+        raise typer.Exit(code=3)
 
 
 @app.command("list")

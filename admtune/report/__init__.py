@@ -90,6 +90,7 @@ def verdict_table(summary: dict[str, Any]) -> Table:
         fmt,
         fmt_ci,
         fmt_p,
+        incomplete_text,
         trials_to_match_text,
     )
 
@@ -99,6 +100,8 @@ def verdict_table(summary: dict[str, Any]) -> Table:
     # a grown budget is an interim look: the command line must not hide it either
     caption += "".join(f"\nInterim look: {budget_change_text(c)}"
                        for c in summary.get("budget_changes") or [])
+    if summary.get("complete") is False:
+        caption += f"\n{incomplete_text(summary.get('progress'))}: interim verdicts"
     table = Table(
         title=f"{summary.get('study')}: AdM vs tuned β on {summary.get('metric')} "
               f"({direction} is better)",

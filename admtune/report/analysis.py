@@ -530,4 +530,5 @@ def summarise(results: StudyResults) -> Summary:
         versions=dict(results.versions), device=results.device, wall_s=results.wall_s,
         extra_arms=tuple(extra_arms(data)),
         budget_changes=tuple(dict(c) for c in results.budget_changes),
+        complete=results.complete, progress=results.progress,
     )

@@ -23,6 +23,7 @@ from admtune.report.text import (
     fmt_ci,
     fmt_p,
     hms,
+    incomplete_text,
     metric_decimals,
     metric_label,
     pruning_text,
@@ -199,6 +200,7 @@ def build_context(
         "selection_seeds": spec.tune.selection_seeds,
         "selection_note": SELECTION_NOTE,
         "budget_changes": [budget_change_text(c) for c in summary.budget_changes],
+        "incomplete": "" if summary.complete else incomplete_text(summary.progress),
         "budget": (f"{train.steps} steps" if train.steps is not None else
                    f"{train.epochs} epochs" if train.epochs is not None else ""),
         "baselines": baselines,

@@ -282,6 +282,10 @@ class Summary:
     extra_arms: tuple[str, ...] = field(default=())  # beyond adm / tuned / default, all baselines
     # Budgets grown on resume, as recorded: [{"key", "from", "to", "at"}, ...] (an interim look)
     budget_changes: tuple[dict[str, Any], ...] = field(default=())
+    # How far the study got (admtune.study.records.progress); an incomplete study's verdicts are
+    # interim and `admtune report` / `admtune check` exit 3 on it.
+    complete: bool = True
+    progress: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The content of summary.json (plain JSON data)."""
@@ -294,6 +298,8 @@ class Summary:
             "version": self.version, "versions": dict(self.versions), "device": self.device,
             "wall_s": self.wall_s,
             "budget_changes": [dict(c) for c in self.budget_changes],
+            "complete": self.complete,
+            "progress": dict(self.progress) if self.progress is not None else None,
         })
 
     def to_json(self) -> str:

@@ -431,3 +431,15 @@ NO_TRIALS = "No tuning trials recorded for this baseline."
 NO_CURVES = "No learning curves were recorded for these runs."
 NO_TRACES = "No βₜ traces were recorded for AdM's runs."
 NO_EVAL_RUNS = "No evaluation runs."
+
+
+def incomplete_text(progress: dict[str, Any] | None) -> str:
+    """"incomplete: 40 of 124 planned runs done (tuning 40/40, selection 0/24, evaluation 0/60)"."""
+    if not progress:
+        return ""
+    stages = [("tuning", "tune"), ("selection", "select"), ("evaluation", "evaluate")]
+    done = sum(progress[k]["done"] for _, k in stages if k in progress)
+    planned = sum(progress[k]["planned"] for _, k in stages if k in progress)
+    parts = ", ".join(f"{word} {progress[k]['done']}/{progress[k]['planned']}"
+                      for word, k in stages if k in progress)
+    return f"incomplete: {done} of {planned} planned runs done ({parts})"

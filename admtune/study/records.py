@@ -361,8 +361,10 @@ def load_results(storage: optuna.storages.BaseStorage | str, name: str) -> Study
                        if t.state == TrialState.FAIL and not t.user_attrs.get("skipped")
                        and "baseline" in unpack(t)]
             runs.extend(run_from_trial(t, name, len(counted) + k) for k, t in enumerate(crashed))
-    tuning = {key: finished for key, finished in _tuning_trials(storage, spec, name).items()}
+    all_tuning = _all_tuning_trials(storage, spec, name)
+    tuning = {k: (t if tuning_finished(t, spec.trials) else None) for k, t in all_tuning.items()}
     selection: list[FrozenTrial] = []
+    evaluation: list[FrozenTrial] = []
     if st.study_exists(storage, st.select_name(name)):
         selection = optuna.load_study(study_name=st.select_name(name),
                                       storage=storage).get_trials(deepcopy=False)
@@ -371,9 +373,10 @@ def load_results(storage: optuna.storages.BaseStorage | str, name: str) -> Study
         runs.extend(run_from_trial(ended[run["key"]], name, ended[run["key"]].number)
                     for run in plan if run["key"] in ended)
     if st.study_exists(storage, st.eval_name(name)):
-        trials = optuna.load_study(study_name=st.eval_name(name), storage=storage).get_trials(deepcopy=False)
+        evaluation = optuna.load_study(study_name=st.eval_name(name),
+                                       storage=storage).get_trials(deepcopy=False)
         planned = {run["key"] for run in evaluation_plan(spec, tuning, selection)[0]}
-        evals = [run_from_trial(t, name, t.number) for key, t in final_attempts(trials).items()
+        evals = [run_from_trial(t, name, t.number) for key, t in final_attempts(evaluation).items()
                  if key in planned]
         # A stable order (workers run evaluation keys in any order): baseline, arm, seed.
         order = {b: i for i, b in enumerate(spec.baselines)}
@@ -384,19 +387,45 @@ def load_results(storage: optuna.storages.BaseStorage | str, name: str) -> Study
         version=meta.get("version", ""), versions=meta.get("versions", {}),
         device=meta.get("device", ""), wall_s=float(sum(r.wall_s for r in runs)),
         command=meta.get("command", ""), runs=runs, budget_changes=list(meta.get("budget_changes", [])),
+        progress=progress(spec, all_tuning, selection, evaluation),
     )
 
 
-def _tuning_trials(storage: optuna.storages.BaseStorage, spec: StudySpec, name: str
-                   ) -> dict[tuple[str, bool], list[FrozenTrial] | None]:
-    """Each tuning study's trials once its budget is done (None while it is not)."""
-    out: dict[tuple[str, bool], list[FrozenTrial] | None] = {}
+def progress(spec: StudySpec, tuning: dict[tuple[str, bool], list[FrozenTrial]],
+             selection: list[FrozenTrial], evaluation: list[FrozenTrial]) -> dict[str, Any]:
+    """How far a study got: runs done of planned per stage, and whether every planned run ended.
+    A stage whose plan is not known yet counts what it will hold at least (its keys are unknown)."""
+    finished = {k: (t if tuning_finished(t, spec.trials) else None) for k, t in tuning.items()}
+    tune_done = sum(min(spec.trials, sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+                                         for t in trials)) for trials in tuning.values())
+    out: dict[str, Any] = {"tune": {"done": tune_done, "planned": spec.trials * len(tuning)}}
+    complete = tune_done == spec.trials * len(tuning)
+    for stage, (plan, trials) in {
+        "select": (selection_plan(spec, finished), selection),
+        "evaluate": (evaluation_plan(spec, finished, selection), evaluation),
+    }.items():
+        runs, known = plan
+        states = eval_states(trials, [r["key"] for r in runs])
+        done = sum(v in ("complete", "failed") for v in states.values())
+        at_least = (len(spec.baselines) * (len(CORE_ARMS) + len(spec.extra_arms)) * spec.seeds
+                    if stage == "evaluate" else len(tuning) * spec.tune.selection_seeds)
+        planned = len(runs) if known else max(len(runs), at_least)
+        out[stage] = {"done": done, "planned": planned}
+        complete = complete and known and done == planned
+    out["complete"] = bool(complete)
+    return out
+
+
+def _all_tuning_trials(storage: optuna.storages.BaseStorage, spec: StudySpec, name: str
+                       ) -> dict[tuple[str, bool], list[FrozenTrial]]:
+    """Each tuning study's trials (an empty list for one not created yet)."""
+    out: dict[tuple[str, bool], list[FrozenTrial]] = {}
     for baseline in spec.baselines:
         for adm in (False, True) if spec.tune.lr else (False,):
             sname = st.tune_name(name, baseline, adm)
-            trials = (optuna.load_study(study_name=sname, storage=storage).get_trials(deepcopy=False)
-                      if st.study_exists(storage, sname) else [])
-            out[(baseline, adm)] = trials if tuning_finished(trials, spec.trials) else None
+            out[(baseline, adm)] = (
+                optuna.load_study(study_name=sname, storage=storage).get_trials(deepcopy=False)
+                if st.study_exists(storage, sname) else [])
     return out
 
 

@@ -67,6 +67,13 @@ class StudyResults:
     runs: list[Run] = field(default_factory=list)
     # Budgets grown on resume: [{"key": "seeds", "from": 5, "to": 10, "at": ISO time}, ...]
     budget_changes: list[dict[str, Any]] = field(default_factory=list)
+    # How far it got: {"tune": {"done", "planned"}, "select": …, "evaluate": …, "complete": bool};
+    # None where unknown (results built by hand), read as complete.
+    progress: dict[str, Any] | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.progress is None or bool(self.progress.get("complete", True))
 
     def __post_init__(self) -> None:
         if isinstance(self.spec, dict):  # as stored: canonical plain data
