@@ -355,11 +355,12 @@ def load_results(storage: optuna.storages.BaseStorage | str, name: str) -> Study
             for pos, t in enumerate(counted):
                 if t.state != TrialState.RUNNING:
                     runs.append(run_from_trial(t, name, pos))
-            # Crashed and interrupted trials too, after the counted ones, so that their reasons
-            # reach runs.csv; a dead worker's trial recorded nothing and is left out.
+            # Crashed trials too, after the counted ones, so that their reasons reach runs.csv.
+            # Left out: interrupted ones (the user stopped them; resuming replaced them) and a dead
+            # worker's, which recorded nothing.
             crashed = [t for t in sorted(trials, key=lambda t: t.number)
                        if t.state == TrialState.FAIL and not t.user_attrs.get("skipped")
-                       and "baseline" in unpack(t)]
+                       and t.user_attrs.get("reason") not in (None, "interrupted")]
             runs.extend(run_from_trial(t, name, len(counted) + k) for k, t in enumerate(crashed))
     all_tuning = _all_tuning_trials(storage, spec, name)
     tuning = {k: (t if tuning_finished(t, spec.trials) else None) for k, t in all_tuning.items()}
