@@ -323,7 +323,8 @@ def test_bench_runs_on_the_cpu_with_fake_data(fake10, tmp_path, capsys):
     text = capsys.readouterr().out
     assert rc == 0
     assert "s/run" in text and "images/s" in text and "test accuracy" in text
-    assert "study estimate (cifar.toml: 2 baseline(s) × (20 trials + 3 arms × 5 seeds) = 70 runs" \
+    assert ("study estimate (cifar.toml: 2 baseline(s) × (20 trials + 12 selection runs + "
+            "3 arms × 5 seeds) = 94 runs") \
         in text
     lines = out.read_text().splitlines()
     assert len(lines) == 2 and '"kind": "estimate"' in lines[1]

@@ -164,7 +164,7 @@ def test_bench_lm_on_the_cpu(capsys):
     ])
     text = capsys.readouterr().out
     assert rc == 0 and "tokens/s" in text and "val loss" in text
-    assert "1 baseline(s) × (20 trials + 4 arms × 5 seeds) = 40 runs" in text
+    assert "1 baseline(s) × (20 trials + 12 selection runs + 4 arms × 5 seeds) = 52 runs" in text
 
 
 @pytest.mark.parametrize("baseline, lr", [("sgd", 0.5), ("adamw", 1e-2)])

@@ -110,10 +110,16 @@ def study_estimate(spec: dict[str, Any], per_run_s: float, bench_examples: int,
     trials, seeds = int(spec.get("trials", 20)), int(spec.get("seeds", 5))
     baselines = list(spec.get("baselines", ["sgd", "adamw"]))
     extra = list(spec.get("extra_arms", []))
-    runs_per_baseline = trials + (EVAL_ARMS + len(extra)) * seeds
+    tune = spec.get("tune", {})
+    # Selection: at most the best distinct trials, β = 0.9 and the candidates, on their own seeds
+    # (AdM's lr study gets its own when tune.lr = true).
+    finalists = int(tune.get("finalists", 3)) + 1 + len(tune.get("candidates", []))
+    selection = finalists * int(tune.get("selection_seeds", 3)) * (2 if tune.get("lr") else 1)
+    runs_per_baseline = trials + selection + (EVAL_ARMS + len(extra)) * seeds
     run_s = per_run_s * spec_examples / max(1, bench_examples)
     return {
         "baselines": baselines, "trials": trials, "seeds": seeds, "extra_arms": extra,
+        "selection": selection,
         "runs": runs_per_baseline * len(baselines), "spec_examples": spec_examples,
         "bench_examples": bench_examples, "run_s": run_s,
         "total_s": run_s * runs_per_baseline * len(baselines),
@@ -244,7 +250,8 @@ def run_bench(args: argparse.Namespace, out=print) -> dict[str, Any]:
         scaled = "" if spec_examples == bench_examples else \
             f", scaled from this run's {bench_examples:,} examples to the spec's {spec_examples:,}"
         out(f"study estimate ({spec_path.name}: {len(estimate['baselines'])} baseline(s) × "
-            f"({estimate['trials']} trials + {EVAL_ARMS + len(estimate['extra_arms'])} arms × "
+            f"({estimate['trials']} trials + {estimate['selection']} selection runs + "
+            f"{EVAL_ARMS + len(estimate['extra_arms'])} arms × "
             f"{estimate['seeds']} seeds) = {estimate['runs']} runs at {estimate['run_s']:.1f} s/run"
             f"{scaled}): about {_fmt_s(estimate['total_s'])} (an upper bound: pruned trials stop "
             f"early; AdamW and AdM runs taken to cost what this run cost)")
