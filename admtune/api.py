@@ -90,12 +90,22 @@ def prepare_engine(spec: StudySpec, *, storage: str | None = None, out: str | Pa
             f"got {spec.direction!r}"
         )
     dev = resolve_device(device)
+    if storage is not None:
+        st.check_url(storage)  # a bad --storage is refused before the out folder is made
+    wanted = (Path(out) if out is not None else Path("reports") / spec.name).absolute()
+    created = [p for p in (wanted, *wanted.parents) if not p.exists()]  # what _out_folder makes
     out_dir = _out_folder(out, spec.name)
     url = storage or st.default_url(out_dir)
-    engine = Engine(spec=spec, storage_url=url, device=dev, workload=workload, command=command,
-                    events=events or Events(), stop=stop or StopFlag(),
-                    heartbeat_interval=heartbeat_interval, grace_period=grace_period,
-                    wait_timeout=wait_timeout)
+    try:
+        engine = Engine(spec=spec, storage_url=url, device=dev, workload=workload, command=command,
+                        events=events or Events(), stop=stop or StopFlag(),
+                        heartbeat_interval=heartbeat_interval, grace_period=grace_period,
+                        wait_timeout=wait_timeout)
+    except AdmtuneError:
+        for folder in created:  # a storage that cannot be opened leaves no folder behind
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
     return engine, out_dir
 
 

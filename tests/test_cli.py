@@ -73,6 +73,10 @@ BAD_INPUTS = [
     (["study", "toy", "--device", "tpu9"], ["--device"]),
     (["study", "toy", "--storage", "notaurl"], ["not a database URL"]),
     (["report", "toy"], ["no stored study"]),
+    (["study", "toy", "--set", "train.steps=20000000000000"], ["train.steps", "typo"]),
+    (["study", "toy", "--seeds", "1000000"], ["seeds", "typo"]),
+    (["study", "toy", "--set", "train.epochs=1e308", "--set", "train.steps=-1"], ["train.steps"]),
+    (["study", "toy", "--storage", "mysql+nosuchdriver://u@h/db"], ["cannot open storage"]),
 ]
 
 
@@ -82,7 +86,12 @@ def test_bad_input_is_one_clear_sentence_and_writes_nothing(project, args, needl
         pytest.skip("a GPU is present: --device cuda is valid here")  # never the case in CI
     text = one_sentence_error(invoke(*args), *needles)
     assert text.startswith("error:")
-    assert not (project / "reports" / "toy" / "study.db").exists()
+    assert not (project / "reports").exists()  # not even an empty out folder
+
+
+def test_a_binary_spec_file_is_one_sentence(project):
+    (project / "studies" / "bin.toml").write_bytes(b"\xff\xfe\x00name = 1\x80\x81")
+    one_sentence_error(invoke("study", "bin"), "not a UTF-8 text file", "bin.toml")
 
 
 def test_malformed_toml_names_the_file(project):

@@ -26,6 +26,9 @@ from ..errors import SpecError
 
 EXTRA_ARMS = ("nowarmup",)
 MAX_DESCRIPTION = 10_000
+# Budgets beyond these are typos, not studies: they would run until killed, or crash every run.
+LIMITS = {"trials": 100_000, "seeds": 10_000, "train.epochs": 1e6, "train.steps": 10**10,
+          "tune.finalists": 1_000, "tune.selection_seeds": 1_000}
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -232,6 +235,8 @@ def load(name_or_path: str, overrides: list[str] | dict[str, Any] | None = None,
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{path}: malformed TOML ({exc})") from None
+    except UnicodeDecodeError:
+        raise SpecError(f"{path} is not a UTF-8 text file (a study spec is TOML text)") from None
     except OSError as exc:
         raise SpecError(f"cannot read study file {path}: {exc.strerror}") from None
     return from_dict(raw, overrides, source=str(path), **top_overrides)
@@ -500,6 +505,15 @@ def _validate_table(prefix: str, raw: dict[str, Any], schema: dict[str, Any],
     return out
 
 
+def _check_limits(data: dict[str, Any]) -> None:
+    for key, limit in LIMITS.items():
+        node: Any = data
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is not None and node > limit:
+            _fail(key, f"is {node:g}; more than {limit:g} is surely a typo (it would run for ever)")
+
+
 def validate(raw: dict[str, Any]) -> dict[str, Any]:
     """The canonical spec (defaults filled in) or a SpecError naming the first bad key."""
     if not isinstance(raw, dict):
@@ -510,6 +524,7 @@ def validate(raw: dict[str, Any]) -> dict[str, Any]:
     data["train"] = _validate_table("train.", data["train"], TRAIN, baselines)
     data["tune"] = _validate_table("tune.", data["tune"], TUNE, baselines)
     t, u = data["train"], data["tune"]
+    _check_limits(data)
     for b in baselines:  # a family outside the default table (a plug-in) decays by 0 unless told
         t["weight_decay"].setdefault(b, 0.0)
     if (t["epochs"] is None) == (t["steps"] is None):
