@@ -113,3 +113,17 @@ def test_an_idle_worker_gives_up_after_the_wait_timeout(tmp_path):
         stop.set()
         beater.join()
     assert any("evaluate: waiting for 1 run of other workers (sgd/adm/0)" in r for r in Seen.said)
+
+
+def test_a_worker_killed_while_creating_the_study_leaves_it_usable(tmp_path):
+    """Killed between the meta study's first attribute and its fingerprint: the next worker with
+    the same spec waits the grace period, then finishes creating the study and runs it."""
+    name = unique("born")
+    url = st.default_url(tmp_path)
+    storage = st.open_storage(url, heartbeat_interval=None)
+    meta = optuna.create_study(study_name=name, storage=storage)
+    meta.set_user_attr("spec", "{}")  # what a worker killed mid-creation leaves: no fingerprint
+    out = api.run_study(toy_spec(name, SETS, trials=3, seeds=2), storage=url, out=tmp_path, **FAST)
+    assert out.complete
+    again = optuna.load_study(study_name=name, storage=storage).user_attrs
+    assert "fingerprint" in again and again["spec"] != "{}"

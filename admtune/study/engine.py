@@ -109,8 +109,8 @@ class Engine:
         fp = self.spec.fingerprint(__version__)
         meta_name = st.meta_name(self.name)
         data = self.spec.to_data()
-        if st.study_exists(self.storage, meta_name):
-            meta = self._meta_attrs(meta_name)
+        meta = self._meta_attrs(meta_name) if st.study_exists(self.storage, meta_name) else None
+        if meta is not None:
             old = json.loads(meta.get("spec", "{}"))
             if meta.get("fingerprint") != fp:
                 changes = diff(without_budget(old), without_budget(data))
@@ -123,7 +123,9 @@ class Engine:
                 )
             self._grow(meta_name, meta, old, data)
         else:
-            meta = optuna.create_study(study_name=meta_name, storage=self.storage, load_if_exists=True)
+            # A new study, or one whose creator died before writing its fingerprint (it holds no
+            # runs then: the fingerprint is written before any): this worker finishes creating it.
+            study = optuna.create_study(study_name=meta_name, storage=self.storage, load_if_exists=True)
             # The fingerprint goes last: a worker that finds it knows every other attribute is there.
             attrs = {
                 "spec": json.dumps(data, sort_keys=True), "version": __version__,
@@ -131,7 +133,7 @@ class Engine:
                 "command": self.command, "admtune": "study", "fingerprint": fp,
             }
             for k, v in attrs.items():
-                meta.set_user_attr(k, v)
+                study.set_user_attr(k, v)
         direction = self.spec.direction
         for baseline in self.spec.baselines:
             optuna.create_study(study_name=st.tune_name(self.name, baseline), storage=self.storage,
@@ -165,18 +167,16 @@ class Engine:
         self.storage.set_study_user_attr(study_id, "spec", json.dumps(new, sort_keys=True))
         self.events.waiting("budget grown: " + ", ".join(f"{k} {before[k]} → {after[k]}" for k in grown))
 
-    def _meta_attrs(self, meta_name: str, wait_s: float = 30.0) -> dict[str, Any]:
-        """The meta study's attributes, waiting while another worker is still writing them."""
-        deadline = time.monotonic() + wait_s
+    def _meta_attrs(self, meta_name: str) -> dict[str, Any] | None:
+        """The meta study's attributes, waiting while another worker is still writing them; None
+        when they stay without a fingerprint for the grace period (their writer died)."""
+        deadline = time.monotonic() + (self.grace_period or st.GRACE_PERIOD)
         while True:
             meta = self.storage.get_study_user_attrs(self.storage.get_study_id_from_name(meta_name))
             if "fingerprint" in meta:
                 return meta
             if time.monotonic() > deadline:
-                raise AdmtuneError(
-                    f"the storage holds a study named {self.name!r} that admtune did not finish "
-                    "creating (no fingerprint); use another --out or --storage"
-                )
+                return None
             time.sleep(0.2)
 
     # -- helpers ----------------------------------------------------------------------------
