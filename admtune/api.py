@@ -92,7 +92,7 @@ def prepare_engine(spec: StudySpec, *, storage: str | None = None, out: str | Pa
     dev = resolve_device(device)
     if storage is not None:
         st.check_url(storage)  # a bad --storage is refused before the out folder is made
-    wanted = (Path(out) if out is not None else Path("reports") / spec.name).absolute()
+    wanted = out_path(out, spec.name).absolute()
     created = [p for p in (wanted, *wanted.parents) if not p.exists()]  # what _out_folder makes
     out_dir = _out_folder(out, spec.name)
     url = storage or st.default_url(out_dir)
@@ -109,8 +109,13 @@ def prepare_engine(spec: StudySpec, *, storage: str | None = None, out: str | Pa
     return engine, out_dir
 
 
+def out_path(out: str | Path | None, name: str) -> Path:
+    """A study's out folder: ``out``, or reports/NAME."""
+    return Path(out) if out is not None else Path("reports") / name
+
+
 def _out_folder(out: str | Path | None, name: str) -> Path:
-    out_dir = Path(out) if out is not None else Path("reports") / name
+    out_dir = out_path(out, name)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -237,7 +242,7 @@ def rebuild_report(name_or_spec: str | StudySpec, *, out: str | Path | None = No
     from .study.records import load_results
 
     name = _study_name(name_or_spec)
-    out_dir = Path(out) if out is not None else Path("reports") / name
+    out_dir = out_path(out, name)
     url = storage or st.default_url(out_dir)
     if storage is None and not (out_dir / "study.db").is_file():
         what = name_or_spec if isinstance(name_or_spec, str) else name

@@ -174,19 +174,21 @@ def _run_study_paused(name: str, trials: int | None, seeds: int | None, storage:
     return outcome
 
 
-def _print_summary(out_dir: Path) -> None:
-    import json
-
+def _print_summary(out_dir: Path) -> dict[str, Any] | None:
+    """Print the verdict table and the report's files; return the summary (None: no report)."""
     summary_path = out_dir / "summary.json"
+    summary = None
     if summary_path.is_file():
         from .report import verdict_table
 
+        summary = json.loads(summary_path.read_text())
         # Logs and pipes are not 80 columns wide screens: give the table room there.
         out = console if console.is_terminal else Console(width=150)
-        out.print(verdict_table(json.loads(summary_path.read_text())))
+        out.print(verdict_table(summary))
     for f in ("report.html", "report.pdf", "summary.json", "runs.csv"):
         if (out_dir / f).is_file():
             console.print(f"  [dim]{out_dir / f}[/]")
+    return summary
 
 
 @app.command()
@@ -224,8 +226,7 @@ def report(
         out_dir = api.rebuild_report(name, out=out, storage=storage, pdf=pdf)
     except AdmtuneError as exc:
         _fail(exc)
-    _print_summary(out_dir)
-    summary = json.loads((out_dir / "summary.json").read_text())
+    summary = _print_summary(out_dir) or {}
     if summary.get("complete") is False:
         from .report.text import incomplete_text
 

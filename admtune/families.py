@@ -55,10 +55,6 @@ class Family:
     bench: tuple[BenchCandidate, ...] = field(default=())
     bench_name: str = ""         # the name of the family in bench tables, e.g. "AdMSGD"
 
-    @property
-    def adm_display(self) -> str:
-        return f"AdM-{self.display}"
-
 
 _REGISTRY: dict[str, Family] = {}
 

@@ -205,11 +205,8 @@ def analyse(out: Path, storage: str | None = None, name: str | None = None, devi
     try:
         name = study_name(rdb, name)
         spec = records.load_results(rdb, name).spec
-        tuning: dict[tuple[str, bool], list[FrozenTrial] | None] = {}
-        for baseline in spec.baselines:
-            for adm in (False, True) if spec.tune.lr else (False,):
-                trials = _trials(rdb, st.tune_name(name, baseline, adm))
-                tuning[(baseline, adm)] = trials if records.tuning_finished(trials, spec.trials) else None
+        tuning = records.finished_only(spec, {
+            (b, adm): _trials(rdb, st.tune_name(name, b, adm)) for b, adm in records.tuning_studies(spec)})
         selection = _trials(rdb, st.select_name(name))
         check_finished(rdb, spec, name, tuning, selection)
     finally:

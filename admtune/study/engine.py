@@ -46,7 +46,7 @@ from .environment import describe_device, versions
 from .events import Events, StopFlag
 from .execute import Executor
 from .pruning import HistoryPruner
-from .results import CORE_ARMS, StudyResults
+from .results import StudyResults
 from .spec import GROWABLE, StudySpec, budget, diff, without_budget
 
 POLL_S = 0.5                  # how often an idle worker looks for work finished elsewhere
@@ -63,11 +63,6 @@ def _quiet(fn, *args, **kwargs):
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
         return fn(*args, **kwargs)
-
-
-def planned_runs(spec: StudySpec) -> int:
-    """How many evaluation runs a complete plan holds."""
-    return spec.seeds * len(spec.baselines) * (len(CORE_ARMS) + len(spec.extra_arms))
 
 
 @dataclass
@@ -233,7 +228,7 @@ class Engine:
         """While a stage waits for other workers: fail the dead ones' runs in the stages before it
         and say whether one of those stages has work again (a killed worker's tuning trial no
         longer counts), so that this worker goes back and does it instead of waiting forever."""
-        for (baseline, adm) in self._tuning_keys():
+        for baseline, adm in records.tuning_studies(self.spec):
             study = self._study(st.tune_name(self.name, baseline, adm))
             self._fail_stale(study)
             counted, _, _ = records.tuning_counts(study.get_trials(deepcopy=False))
@@ -246,10 +241,6 @@ class Engine:
             states = records.eval_states(study.get_trials(deepcopy=False), [r["key"] for r in planned])
             return any(v == "todo" for v in states.values())
         return False
-
-    def _tuning_keys(self) -> list[tuple[str, bool]]:
-        return [(b, adm) for b in self.spec.baselines
-                for adm in ((False, True) if self.spec.tune.lr else (False,))]
 
     def _wait(self, phase: str, trials: list, since: float) -> None:
         """One poll of an idle worker: say what it waits for, give up after wait_timeout."""
@@ -271,11 +262,6 @@ class Engine:
                 "command again, or raise --wait-timeout"
             )
         time.sleep(POLL_S)
-
-    def tuning_finished(self, baseline: str, adm: bool) -> bool:
-        """The budget is counted and no trial of it is still running (here or elsewhere)."""
-        trials = self._study(st.tune_name(self.name, baseline, adm)).get_trials(deepcopy=False)
-        return records.tuning_finished(trials, self.spec.trials)
 
     def tune(self, baseline: str, adm: bool = False) -> None:
         """Run tuning trials until the budget counts ``trials`` (this worker's share)."""
@@ -323,12 +309,9 @@ class Engine:
 
     # -- selection and evaluation: keyed runs ------------------------------------------------
     def _finished_tuning(self) -> dict[tuple[str, bool], list | None]:
-        out: dict[tuple[str, bool], list | None] = {}
-        for baseline in self.spec.baselines:
-            for adm in (False, True) if self.spec.tune.lr else (False,):
-                trials = self._study(st.tune_name(self.name, baseline, adm)).get_trials(deepcopy=False)
-                out[(baseline, adm)] = trials if records.tuning_finished(trials, self.spec.trials) else None
-        return out
+        return records.finished_only(self.spec, {
+            (b, adm): self._study(st.tune_name(self.name, b, adm)).get_trials(deepcopy=False)
+            for b, adm in records.tuning_studies(self.spec)})
 
     def selection_plan(self) -> tuple[list[dict[str, Any]], bool]:
         """The selection runs that can be planned now; complete once every tuning study is done."""
@@ -374,7 +357,7 @@ class Engine:
     def evaluate(self) -> bool | str:
         """Run the evaluation runs until the plan is done; True when every planned run ended."""
         return self._run_keyed(st.eval_name(self.name), self.plan, "evaluate",
-                               lambda planned, complete: planned_runs(self.spec), score="test")
+                               lambda planned, complete: records.planned_runs(self.spec), score="test")
 
     def _run_keyed(self, study_name: str, plan: Callable[[], tuple[list[dict[str, Any]], bool]],
                    phase: str, total: Callable[[list, bool], int], score: str) -> bool | str:
@@ -439,7 +422,7 @@ class Engine:
         is complete."""
         self.prepare()
         while True:  # again from tuning when a later stage found a dead worker's run to redo
-            for baseline, adm in self._tuning_keys():
+            for baseline, adm in records.tuning_studies(self.spec):
                 self.tune(baseline, adm=adm)
             if self.stop.after_run:
                 return False
@@ -460,4 +443,4 @@ class Engine:
         self._rdb.engine.dispose()
 
 
-__all__ = ["CORE_ARMS", "Engine", "planned_runs"]
+__all__ = ["Engine"]

@@ -8,7 +8,8 @@ This is the one home of every rule about which trials count:
   one (:func:`final_attempts`), and is "failed" for good after :data:`MAX_ATTEMPTS` crashes
   (:func:`eval_states`);
 - the worker that ended the last evaluation run writes the report (:func:`last_ended_run`);
-- the tuned β is the best complete, finite tuning trial, ties to the earliest (:func:`best_trial`).
+- the finalists of a tuning study and the one its selection chose (:func:`finalists`,
+  :func:`selected`); the best single trial (:func:`best_trial`) is only the pruner's incumbent.
 
 The engine schedules with these rules, :func:`load_results` reads results with them, and the report
 receives runs already reduced by them.
@@ -266,6 +267,11 @@ def _is_complete_trial(t: FrozenTrial) -> bool:
 
 
 # --- the evaluation plan ----------------------------------------------------------------------
+def planned_runs(spec: StudySpec) -> int:
+    """How many evaluation runs a complete plan holds."""
+    return spec.seeds * len(spec.baselines) * (len(CORE_ARMS) + len(spec.extra_arms))
+
+
 def eval_key(baseline: str, arm: str, seed: int, beta: float | None = None, lr: float | None = None,
              chosen: bool = False) -> str:
     """An evaluation run's key. Arms whose β or lr the selection chose carry them in the key: if a
@@ -280,17 +286,16 @@ def selection_plan(spec: StudySpec, tuning: dict[tuple[str, bool], list[FrozenTr
     ``tuning[(baseline, adm)]`` holds a tuning study's trials once its budget is done, else None."""
     runs: list[dict[str, Any]] = []
     complete = True
-    for baseline in spec.baselines:
-        for adm in (False, True) if spec.tune.lr else (False,):
-            trials = tuning.get((baseline, adm))
-            if trials is None:
-                complete = False
-                continue
-            for f in finalists(trials, spec, baseline, adm):
-                for seed in selection_seeds(spec):
-                    runs.append({"key": f.key(baseline, adm, seed), "baseline": baseline,
-                                 "arm": "adm_select" if adm else "select", "seed": seed,
-                                 "beta": f.beta, "lr": f.lr, "finalist": f.origin})
+    for baseline, adm in tuning_studies(spec):
+        trials = tuning.get((baseline, adm))
+        if trials is None:
+            complete = False
+            continue
+        for f in finalists(trials, spec, baseline, adm):
+            for seed in selection_seeds(spec):
+                runs.append({"key": f.key(baseline, adm, seed), "baseline": baseline,
+                             "arm": "adm_select" if adm else "select", "seed": seed,
+                             "beta": f.beta, "lr": f.lr, "finalist": f.origin})
     return runs, complete
 
 
@@ -363,7 +368,7 @@ def load_results(storage: optuna.storages.BaseStorage | str, name: str) -> Study
                        and t.user_attrs.get("reason") not in (None, "interrupted")]
             runs.extend(run_from_trial(t, name, len(counted) + k) for k, t in enumerate(crashed))
     all_tuning = _all_tuning_trials(storage, spec, name)
-    tuning = {k: (t if tuning_finished(t, spec.trials) else None) for k, t in all_tuning.items()}
+    tuning = finished_only(spec, all_tuning)
     selection: list[FrozenTrial] = []
     evaluation: list[FrozenTrial] = []
     if st.study_exists(storage, st.select_name(name)):
@@ -388,15 +393,16 @@ def load_results(storage: optuna.storages.BaseStorage | str, name: str) -> Study
         version=meta.get("version", ""), versions=meta.get("versions", {}),
         device=meta.get("device", ""), wall_s=float(sum(r.wall_s for r in runs)),
         command=meta.get("command", ""), runs=runs, budget_changes=list(meta.get("budget_changes", [])),
-        progress=progress(spec, all_tuning, selection, evaluation),
+        progress=progress(spec, all_tuning, tuning, selection, evaluation),
     )
 
 
 def progress(spec: StudySpec, tuning: dict[tuple[str, bool], list[FrozenTrial]],
+             finished: dict[tuple[str, bool], list[FrozenTrial] | None],
              selection: list[FrozenTrial], evaluation: list[FrozenTrial]) -> dict[str, Any]:
     """How far a study got: runs done of planned per stage, and whether every planned run ended.
-    A stage whose plan is not known yet counts what it will hold at least (its keys are unknown)."""
-    finished = {k: (t if tuning_finished(t, spec.trials) else None) for k, t in tuning.items()}
+    ``finished`` is ``finished_only(spec, tuning)``. A stage whose plan is not known yet counts
+    what it will hold at least (its keys are unknown)."""
     tune_done = sum(min(spec.trials, sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED)
                                          for t in trials)) for trials in tuning.values())
     out: dict[str, Any] = {"tune": {"done": tune_done, "planned": spec.trials * len(tuning)}}
@@ -408,8 +414,7 @@ def progress(spec: StudySpec, tuning: dict[tuple[str, bool], list[FrozenTrial]],
         runs, known = plan
         states = eval_states(trials, [r["key"] for r in runs])
         done = sum(v in ("complete", "failed") for v in states.values())
-        at_least = (len(spec.baselines) * (len(CORE_ARMS) + len(spec.extra_arms)) * spec.seeds
-                    if stage == "evaluate" else len(tuning) * spec.tune.selection_seeds)
+        at_least = planned_runs(spec) if stage == "evaluate" else len(tuning) * spec.tune.selection_seeds
         planned = len(runs) if known else max(len(runs), at_least)
         out[stage] = {"done": done, "planned": planned}
         complete = complete and known and done == planned
@@ -421,13 +426,24 @@ def _all_tuning_trials(storage: optuna.storages.BaseStorage, spec: StudySpec, na
                        ) -> dict[tuple[str, bool], list[FrozenTrial]]:
     """Each tuning study's trials (an empty list for one not created yet)."""
     out: dict[tuple[str, bool], list[FrozenTrial]] = {}
-    for baseline in spec.baselines:
-        for adm in (False, True) if spec.tune.lr else (False,):
-            sname = st.tune_name(name, baseline, adm)
-            out[(baseline, adm)] = (
-                optuna.load_study(study_name=sname, storage=storage).get_trials(deepcopy=False)
-                if st.study_exists(storage, sname) else [])
+    for baseline, adm in tuning_studies(spec):
+        sname = st.tune_name(name, baseline, adm)
+        out[(baseline, adm)] = (
+            optuna.load_study(study_name=sname, storage=storage).get_trials(deepcopy=False)
+            if st.study_exists(storage, sname) else [])
     return out
+
+
+def tuning_studies(spec: StudySpec) -> list[tuple[str, bool]]:
+    """(baseline, adm) of every tuning study: β per baseline, and AdM's lr when tune.lr = true."""
+    return [(b, adm) for b in spec.baselines for adm in ((False, True) if spec.tune.lr else (False,))]
+
+
+def finished_only(spec: StudySpec, tuning: dict[tuple[str, bool], list[FrozenTrial]]
+                  ) -> dict[tuple[str, bool], list[FrozenTrial] | None]:
+    """Each tuning study's trials once its budget is done, None while it is not: the input of
+    the selection and evaluation plans."""
+    return {k: (t if tuning_finished(t, spec.trials) else None) for k, t in tuning.items()}
 
 
 def tuning_finished(trials: list[FrozenTrial], budget: int) -> bool:
@@ -441,5 +457,5 @@ __all__ = [
     "best_trial", "chosen", "counted_tuning_trials", "eval_key", "eval_states", "evaluation_plan",
     "final_attempts", "finalists", "is_duplicate", "last_ended_run", "load_results", "pack",
     "run_from_trial", "selected", "selection_plan", "selection_scores", "selection_seeds",
-    "tuning_counts", "tuning_finished", "unpack",
+    "finished_only", "planned_runs", "tuning_counts", "tuning_finished", "tuning_studies", "unpack",
 ]

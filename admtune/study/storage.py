@@ -12,6 +12,7 @@ Layout of one admtune study NAME inside an Optuna storage (Optuna's own CLI list
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import time
@@ -169,14 +170,13 @@ def study_exists(storage: optuna.storages.BaseStorage, name: str) -> bool:
         return False
 
 
-def fail_stale_trials(study: optuna.Study, grace_period: float) -> int:
-    """Fail the RUNNING trials of dead workers; returns how many this call failed.
+def fail_stale_trials(study: optuna.Study, grace_period: float) -> None:
+    """Fail the RUNNING trials of dead workers.
 
     Optuna fails a trial whose last heartbeat is older than the grace period, but a trial with no
     heartbeat at all (its worker died between ``ask()`` and its first beat) stays RUNNING forever
     and every other worker would wait for it. Here the trial's start stands in for that first beat.
     """
-    import warnings
     from datetime import datetime, timedelta
 
     import optuna
@@ -184,27 +184,21 @@ def fail_stale_trials(study: optuna.Study, grace_period: float) -> int:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
         optuna.storages.fail_stale_trials(study)
-    storage = study._storage
-    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    failed = len(before) - len(running)
     cutoff = datetime.now() - timedelta(seconds=grace_period)  # Optuna stamps starts in local time
-    silent = [t for t in running if t.datetime_start is not None and t.datetime_start < cutoff]
+    silent = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+              if t.datetime_start is not None and t.datetime_start < cutoff]
     if not silent:
-        return failed
+        return
+    storage = study._storage
     beating = _trials_with_heartbeats(storage, [t._trial_id for t in silent])
     for t in silent:
         if t._trial_id in beating:
             continue  # its heartbeat is fresh (Optuna's check above failed the stale ones)
-        try:
-            # Like Optuna's own stale failures, no "reason": a dead worker is not the run's crash
-            # and does not count towards the retries of a run that crashes.
-            if storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL):
-                failed += 1
-        except optuna.exceptions.UpdateFinishedTrialError:
-            pass  # another worker failed it first
-    return failed
+        # Like Optuna's own stale failures, no "reason": a dead worker is not the run's crash
+        # and does not count towards the retries of a run that crashes.
+        with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):  # failed elsewhere
+            storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
 
 
 def _trials_with_heartbeats(storage: Any, trial_ids: list[int]) -> set[int]:
