@@ -231,7 +231,8 @@ def report(
         from .report.text import incomplete_text
 
         err_console.print(f"[yellow]{escape(incomplete_text(summary.get('progress')))}[/]: the "
-                          "report is written, its verdicts are interim (exit code 3)")
+                          "report is written, its verdicts are interim (exit code 3)",
+                          highlight=False, soft_wrap=True)
         raise typer.Exit(code=3)
 
 
