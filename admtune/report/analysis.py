@@ -11,23 +11,29 @@ from typing import Any
 
 import numpy as np
 
-from admtune.report import stats, text
+from admtune.report import efficiency, stats, text
 from admtune.report.summary import (
     CORE_ARMS,
     ArmCurves,
     ArmStats,
     BaselineSummary,
+    BestSoFar,
     BetaTraces,
     CurveBand,
     CurvePanel,
     Difference,
+    EffectSize,
     FinalistStats,
     OtherComparison,
+    PowerStats,
+    Rate,
     SeedResult,
     SelectionStats,
     Sensitivity,
     Summary,
+    TimeToTarget,
     TrialPoint,
+    TrialsToMatch,
     TuningStats,
     WallTime,
 )
@@ -169,8 +175,10 @@ def arm_stats(name: str, arm: ArmData | None) -> ArmStats:
     counts = arm.counts()
     return ArmStats(
         arm=name, beta=None if name == "adm" else arm.beta, mean=_defined(mean), std=_defined(std),
-        ci=_interval(stats.bootstrap_ci(x)), n=counts["n"], diverged=counts["diverged"],
+        ci=_interval(stats.t_interval(x)), n=counts["n"], diverged=counts["diverged"],
         excluded=counts["excluded"], wall_s=sum(r.wall_s for r in arm.runs.values()),
+        diverged_ci=_interval(stats.proportion_ci(counts["diverged"],
+                                                  counts["n"] + counts["diverged"])),
     )
 
 
@@ -182,12 +190,13 @@ class _Compared:
     a: np.ndarray
     b: np.ndarray
     diff: Difference
-    p_better: float
-    p_worse: float
+    tests: stats.Directional
     p_wilcoxon: float
+    p_wilcoxon_min: float
     p_tost: float
-    hedges_g: float
-    prob_improvement: float
+    effect: stats.EffectSize
+    win_rate: stats.Rate
+    prob_improvement: stats.Rate
 
 
 def compare(bd: BaselineData, other: str, direction: str, margin: float) -> _Compared:
@@ -201,13 +210,23 @@ def compare(bd: BaselineData, other: str, direction: str, margin: float) -> _Com
     ca, cb = stats.complete_pairs(a, b)
     d = ca - cb
     mean, _ = stats.mean_std(d)
-    p_better, p_worse = stats.paired_t(a, b)
+    diff = Difference(_defined(mean), _interval(stats.t_interval(d)), int(d.size),
+                      _interval(stats.bootstrap_ci(d)))
     return _Compared(
-        a=a, b=b, diff=Difference(_defined(mean), _interval(stats.bootstrap_ci(d)), int(d.size)),
-        p_better=p_better, p_worse=p_worse, p_wilcoxon=stats.wilcoxon(a, b),
-        p_tost=stats.tost(a, b, margin), hedges_g=stats.hedges_g(a, b),
-        prob_improvement=stats.prob_improvement(a, b),
+        a=a, b=b, diff=diff, tests=stats.directional(a, b), p_wilcoxon=stats.wilcoxon(a, b),
+        p_wilcoxon_min=stats.wilcoxon_min_p(stats.paired_differences_ranked(a, b).size),
+        p_tost=stats.tost(a, b, margin), effect=stats.effect_size(a, b),
+        win_rate=stats.win_rate(a, b), prob_improvement=stats.prob_improvement(a, b),
     )
+
+
+def _rate(r: stats.Rate) -> Rate:
+    return Rate(_defined(r.value), _interval(r.ci), r.n)
+
+
+def _effect(e: stats.EffectSize) -> EffectSize:
+    return EffectSize(_defined(e.d_z), _interval(e.d_z_ci), _defined(e.g_z), _interval(e.g_z_ci),
+                      e.n)
 
 
 def _adm_validation(bd: BaselineData) -> np.ndarray:
@@ -219,38 +238,59 @@ def tuning_stats(bd: BaselineData, direction: str) -> TuningStats:
     """The baseline's tuning trials and the trial at which they first reached AdM's validation mean.
 
     Trials counted: complete, pruned and diverged (the budget); failed ones are retried, not counted.
-    Best-so-far uses complete trials only (a pruned trial's value is an intermediate one).
+    Best-so-far uses complete trials only (a pruned trial's value is an intermediate one). The
+    best trial is the earliest of equal ones, as in the engine (admtune.study.records).
+
+    The study's own order is one draw: the trial that happened to come first decides "trials to
+    match". So the same is computed over every random ordering of the trials as well (exactly, by
+    counting): the median trial count with its 95 % interval, and the best-so-far band.
     """
     counted = [r for r in bd.trials if r.status in ("complete", "pruned", "diverged")]
     target = math.nan
     if bd.arms.get("adm") is not None:
         target, _ = stats.mean_std(_adm_validation(bd))
+    sign = -1.0 if direction == "minimize" else 1.0
+    # oriented (higher = better); a trial without a usable value never improves the best
+    values = np.array([sign * float(r.value) if is_complete(r) else -np.inf for r in counted])
+    goal = sign * target
 
-    def better(v: float, t: float) -> bool:  # v at least as good as t (float noise forgiven)
-        tol = 1e-9 * max(1.0, abs(t))
-        return v <= t + tol if direction == "minimize" else v >= t - tol
-
-    best = math.nan
+    best = -np.inf
     best_beta = None
     to_match = None
-    for k, r in enumerate(counted, start=1):
-        if is_complete(r):
-            v = float(r.value)
-            if math.isnan(best) or better(v, best):
-                best, best_beta = v, r.beta
-        if to_match is None and math.isfinite(target) and not math.isnan(best) and better(best, target):
+    in_order: list[float | None] = []
+    for k, (r, v) in enumerate(zip(counted, values, strict=True), start=1):
+        if v > best:  # strictly: ties keep the earlier trial
+            best, best_beta = v, r.beta
+        in_order.append(_defined(sign * best) if math.isfinite(best) else None)
+        if to_match is None and math.isfinite(goal) and math.isfinite(best) \
+                and efficiency.count_good(np.array([best]), goal):
             to_match = k
+    orderings = curve = None
+    if values.size:
+        bsf = efficiency.best_so_far_orderings(values)
+        def flip(t: tuple) -> tuple:
+            return tuple(None if v is None else sign * v for v in t)
+
+        curve = BestSoFar(tuple(bsf.k), flip(bsf.mean), flip(bsf.median), flip(bsf.lo),
+                          flip(bsf.hi), tuple(in_order))
+        if math.isfinite(goal):
+            ttm = efficiency.trials_to_match(len(values), efficiency.count_good(values, goal))
+            if ttm is not None:
+                orderings = TrialsToMatch(int(ttm.median), (int(ttm.lo), int(ttm.hi)),
+                                          float(ttm.mean), int(ttm.n_good))
     return TuningStats(
         trials=len(counted),
-        complete=sum(r.status == "complete" for r in counted),
+        complete=sum(is_complete(r) for r in counted),
         pruned=sum(r.status == "pruned" for r in counted),
         diverged=sum(is_diverged(r) for r in counted),
         failed=sum(r.status == "failed" for r in bd.trials),
-        best_value=_defined(best),
+        best_value=_defined(sign * best) if math.isfinite(best) else None,
         best_beta=_defined(best_beta),
         adm_val_mean=_defined(target),
         trials_to_match=to_match,
         adm_trials=len(bd.adm_trials),
+        to_match=orderings,
+        best_so_far=curve,
     )
 
 
@@ -313,12 +353,54 @@ def selection_stats(bd: BaselineData, spec: StudySpec) -> SelectionStats:
     )
 
 
+def time_to_target(bd: BaselineData, direction: str) -> TimeToTarget | None:
+    """Steps each evaluation seed's validation curve needs to reach the tuned arm's final mean
+    validation value, for AdM and the tuned β, and AdM's step ratio (efficiency.speedup). A diverged
+    run that reached the target before diverging counts as having reached it; one that never did,
+    and a run without a curve, as never. None when either arm is missing or no target exists."""
+    adm, tuned = bd.arms.get("adm"), bd.arms.get("tuned")
+    if adm is None or tuned is None:
+        return None
+    target, _ = stats.mean_std(tuned.values(sorted(tuned.runs), "val_value"))
+    if not math.isfinite(target):
+        return None
+    sign = -1.0 if direction == "minimize" else 1.0
+    seeds = [s for s in bd.seeds if s in adm.runs and s in tuned.runs]
+
+    def reach(run: Run) -> float | None:
+        c = run.val_curve
+        if not is_complete(run) and not is_diverged(run):
+            return None  # excluded: failed or pruned, not a fair "never"
+        if not c or not c.get("step") or len(c["step"]) != len(c.get("value") or []):
+            return None
+        steps = np.asarray(c["step"], dtype=float)
+        values = sign * np.asarray([np.nan if v is None else v for v in c["value"]], dtype=float)
+        return efficiency.first_reach(steps, values, sign * target)
+
+    usable = [s for s in seeds if not _excluded(adm.runs[s]) and not _excluded(tuned.runs[s])]
+    a = [reach(adm.runs[s]) for s in usable]
+    t = [reach(tuned.runs[s]) for s in usable]
+    if not usable:
+        return None
+    sp = efficiency.speedup(a, t)
+    return TimeToTarget(
+        target=_defined(target), seeds=tuple(usable), adm_steps=tuple(a), tuned_steps=tuple(t),
+        ratio=_defined(sp.ratio), ratio_ci=_interval(sp.ci) if sp.ci else (None, None),
+        pairs=sp.n_pairs, adm_never=sp.n_adm_never, tuned_never=sp.n_tuned_never,
+        both_never=sp.n_neither,
+    )
+
+
+def _excluded(run: Run) -> bool:
+    return not is_complete(run) and not is_diverged(run)
+
+
 # ----------------------------------------------------------------------------------------------
 # What the figures draw
 
 
 def sensitivity(bd: BaselineData) -> Sensitivity:
-    """Every tuning trial (failed ones left out) and AdM's validation mean with its bootstrap CI."""
+    """Every tuning trial (failed ones left out) and AdM's validation mean with its t-interval."""
     points = tuple(
         TrialPoint(beta=float(r.beta), value=_defined(r.value),
                    state="diverged" if is_diverged(r) else r.status)
@@ -326,7 +408,7 @@ def sensitivity(bd: BaselineData) -> Sensitivity:
     )
     adm_val = _adm_validation(bd)
     mean, _ = stats.mean_std(adm_val)
-    return Sensitivity(points, _defined(mean), _interval(stats.bootstrap_ci(adm_val)),
+    return Sensitivity(points, _defined(mean), _interval(stats.t_interval(adm_val)),
                        int(np.isfinite(adm_val).sum()))
 
 
@@ -374,7 +456,7 @@ def _panel(bd: BaselineData, kind: str, key: str) -> CurvePanel:
         if complete:
             grid, ys = _aligned(complete)
             drawn.append(ys.ravel())
-            band = CurveBand(grid, *stats.bootstrap_band(ys))
+            band = CurveBand(grid, *stats.t_band(ys))
         arms.append(ArmCurves(arm, band, tuple(diverged)))
     values = np.concatenate(drawn) if drawn else np.array([])
     values = values[np.isfinite(values)]
@@ -472,32 +554,66 @@ def summarise(results: StudyResults) -> Summary:
     data = collect(results)
     spec = results.spec
     direction = spec.direction
+    if spec.margin is None or not (math.isfinite(float(spec.margin)) and float(spec.margin) > 0):
+        raise ValueError(f"the study's equivalence margin must be a positive number, not "
+                         f"{spec.margin!r}: without one no verdict can be 'matches'")
     alpha, margin = float(spec.alpha), float(spec.margin)
     comparisons = {b: compare(bd, "tuned", direction, margin) for b, bd in data.items()}
+    arm_table = {b: {arm: arm_stats(arm, ad) for arm, ad in bd.arms.items()}
+                 for b, bd in data.items()}
+    for arms in arm_table.values():
+        arms.update({arm: arm_stats(arm, None) for arm in CORE_ARMS if arm not in arms})
 
-    # Holm across every one-sided AdM-vs-tuned test of the report (see text.HOLM_FAMILY)
-    flat = [p for c in comparisons.values() for p in (c.p_better, c.p_worse)]
-    adj = stats.holm(flat, alpha)
-    m = sum(not math.isnan(p) for p in flat)
+    # The Holm family (text.HOLM_FAMILY): both one-sided AdM-vs-tuned tests of every baseline, and
+    # the divergence-rate test of every baseline where an AdM or tuned run diverged. A Fisher test
+    # without any divergence cannot reject (Tarone's argument), so it does not dilute the others.
+    flat: list[float] = []
+    fisher: dict[str, float] = {}
+    for b, c in comparisons.items():
+        flat += [c.tests.p_better, c.tests.p_worse]
+        adm, tuned = arm_table[b]["adm"], arm_table[b]["tuned"]
+        fisher[b] = math.nan
+        if adm.diverged or tuned.diverged:
+            fisher[b] = stats.divergence_test(adm.diverged, adm.runs, tuned.diverged, tuned.runs)
+    p_all = flat + list(fisher.values())
+    adj = stats.holm(p_all, alpha)
+    m = sum(not math.isnan(p) for p in p_all)
     alpha_directional = alpha / max(1, m)
 
     baselines: dict[str, BaselineSummary] = {}
     for i, (b, bd) in enumerate(data.items()):
         c = comparisons[b]
-        arms = {arm: arm_stats(arm, ad) for arm, ad in bd.arms.items()}
-        arms.update({arm: arm_stats(arm, None) for arm in CORE_ARMS if arm not in arms})
+        arms = arm_table[b]
         p_better_holm, p_worse_holm = adj[2 * i], adj[2 * i + 1]
+        p_div_holm = adj[len(flat) + i]
+        a_arm, t_arm = arms["adm"], arms["tuned"]
         decision = decide(
             p_better_holm=p_better_holm, p_worse_holm=p_worse_holm, p_tost=c.p_tost, alpha=alpha,
-            adm_diverged=arms["adm"].diverged, baseline_diverged=arms["tuned"].diverged,
+            adm_diverged=a_arm.diverged, baseline_diverged=t_arm.diverged,
+            p_divergence_holm=p_div_holm,
+            adm_rate=a_arm.diverged / a_arm.runs if a_arm.runs else None,
+            baseline_rate=t_arm.diverged / t_arm.runs if t_arm.runs else None,
         )
-        seeds = None
-        if decision.verdict == "inconclusive":
-            allow = ("worse",) if decision.capped else ("better", "worse", "equivalent")
-            seeds = stats.seeds_to_resolve(
-                c.a, c.b, margin=margin, alpha=alpha,
-                alpha_directional=alpha_directional, allow=allow,
-            )
+        if decision.capped:
+            allow: tuple[str, ...] = ("worse",)
+        elif decision.capped_baseline:
+            allow = ("better", "equivalent")
+        else:
+            allow = ("better", "worse", "equivalent")
+        pw = stats.power_analysis(c.a, c.b, margin=margin, alpha=alpha,
+                                  alpha_directional=alpha_directional, allow=allow,
+                                  effect=c.effect)
+        seeds = pw.seeds if decision.verdict == "inconclusive" else None
+        mde = _defined(pw.mde)
+        tost_power = _defined(pw.tost_power)
+        power = PowerStats(
+            n=pw.n, sd=_defined(pw.sd), alpha_directional=alpha_directional, mde=mde,
+            mde_z=_defined(pw.mde_z), tost_power=tost_power, tost_seeds=pw.tost_seeds,
+            underpowered=bool((tost_power is not None and tost_power < stats.POWER)
+                              or (mde is not None and mde > margin)),
+            seeds_to_resolve=seeds,
+            seeds_range=pw.seeds_range if decision.verdict == "inconclusive" else (None, None),
+        )
         others = {}
         for arm in bd.arms:
             if arm in ("adm", "tuned"):
@@ -505,22 +621,31 @@ def summarise(results: StudyResults) -> Summary:
             o = compare(bd, arm, direction, margin)
             others[arm] = OtherComparison(
                 arm, o.diff, _defined(stats.paired_t_two_sided(o.a, o.b)), _defined(o.p_wilcoxon),
-                _defined(o.prob_improvement),
+                _defined(o.prob_improvement.value), _interval(o.prob_improvement.ci),
+                _rate(o.win_rate),
             )
         tuning = tuning_stats(bd, direction)
         entry = BaselineSummary(
             baseline=b, verdict=decision.verdict, reason="", arms=arms,
             eval_arms=tuple(bd.arms), seeds=tuple(bd.seeds), diff=c.diff,
-            p_better=_defined(c.p_better), p_worse=_defined(c.p_worse),
+            p_better=_defined(c.tests.p_better), p_worse=_defined(c.tests.p_worse),
             p_better_holm=_defined(p_better_holm), p_worse_holm=_defined(p_worse_holm),
             p_wilcoxon=_defined(c.p_wilcoxon), p_tost=_defined(c.p_tost),
-            hedges_g=_defined(c.hedges_g), prob_improvement=_defined(c.prob_improvement),
+            prob_improvement=_defined(c.prob_improvement.value),
             trials_to_match=tuning.trials_to_match, capped_by_divergence=decision.capped,
-            seeds_to_resolve=None if seeds is None else int(seeds), tuning=tuning,
+            seeds_to_resolve=seeds, tuning=tuning,
             selection=selection_stats(bd, spec),
             vs_other_arms=others, sensitivity=sensitivity(bd),
             curves=learning_curves(bd, spec.metric), traces=beta_traces(bd),
             per_seed=per_seed(bd), walls=wall_times(bd),
+            test=c.tests.test, test_n=c.tests.n,
+            p_wilcoxon_min=_defined(c.p_wilcoxon_min),
+            p_divergence=_defined(fisher[b]), p_divergence_holm=_defined(p_div_holm),
+            capped_by_baseline_divergence=decision.capped_baseline,
+            decided_by_divergence=decision.by_divergence,
+            effect=_effect(c.effect), win_rate=_rate(c.win_rate),
+            prob_improvement_ci=_interval(c.prob_improvement.ci), power=power,
+            time_to_target=time_to_target(bd, direction),
         )
         baselines[b] = replace(entry, reason=text.verdict_reason(entry, spec, alpha, margin))
     return Summary(

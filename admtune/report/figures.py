@@ -504,7 +504,52 @@ def per_seed(entry: BaselineSummary, summary: Summary, colours: dict[str, str]) 
         return Figure(_svg(fig), caption)
 
 
-_PER_BASELINE = (("sensitivity", "beta_sensitivity"), ("curves", "learning_curves"),
+def best_so_far(entry: BaselineSummary, summary: Summary, colours: dict[str, str]) -> Figure:
+    """The baseline's best validation value against the number of tuning trials: over every random
+    ordering of its trials (median, 95 % band) and in the study's own order, with AdM's mean."""
+    b = entry.baseline
+    bsf = entry.tuning.best_so_far
+    caption = text.best_so_far_caption(b, summary.metric, entry.tuning)
+    if bsf is None or not bsf.k:
+        return Figure(None, caption, text.NO_TRIALS)
+    k = np.asarray(bsf.k, dtype=float)
+
+    def arr(t: tuple) -> np.ndarray:
+        return np.array([np.nan if v is None else v for v in t], dtype=float)
+
+    med, lo, hi, own = arr(bsf.median), arr(bsf.lo), arr(bsf.hi), arr(bsf.in_order)
+    with matplotlib.rc_context(RC), sns.axes_style("ticks", {"axes.grid": True}):
+        fig, ax = plt.subplots(figsize=(FULL_WIDTH, 2.3), layout="constrained")
+        ax.fill_between(k, lo, hi, step="post", color=colours["tuned"], alpha=0.16, lw=0)
+        ax.step(k, med, where="post", color=colours["tuned"], lw=1.5,
+                label=f"{baseline_name(b)}: median over random orderings (95 % band)")
+        ax.step(k, own, where="post", color=colours["tuned"], lw=1.0, ls=":",
+                label=f"{baseline_name(b)}: this study's order")
+        t = entry.tuning
+        if t.adm_val_mean is not None:
+            ax.axhline(t.adm_val_mean, color=colours["adm"], lw=1.4,
+                       label=f"{adm_name(b)}: mean validation {summary.metric}")
+        o = t.to_match
+        if o is not None:
+            ax.axvspan(o.ci[0] - 0.5, o.ci[1] + 0.5, color=colours["adm"], alpha=0.07, lw=0)
+            ax.axvline(o.median, color=colours["adm"], lw=0.9, ls="--",
+                       label=f"trials to match: median {o.median} [{o.ci[0]}, {o.ci[1]}]")
+        finite = np.r_[med, lo, hi, own][np.isfinite(np.r_[med, lo, hi, own])]
+        if t.adm_val_mean is not None:
+            finite = np.r_[finite, t.adm_val_mean]
+        if _positive_spread(finite):
+            ax.set_yscale("log")
+        ax.set_xlim(0.5, max(k[-1], 1) + 0.5)
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        ax.set_xlabel("tuning trials")
+        ax.set_ylabel(f"best {metric_label(summary.metric, 'validation')}")
+        ax.legend(loc="upper right" if summary.direction == "minimize" else "lower right",
+                  fontsize=6.5)
+        return Figure(_svg(fig), caption)
+
+
+_PER_BASELINE = (("sensitivity", "beta_sensitivity"), ("orderings", "best_so_far"),
+                 ("curves", "learning_curves"),
                  ("traces", "beta_traces"), ("per_seed", "per_seed"))
 
 

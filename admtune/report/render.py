@@ -10,7 +10,13 @@ from typing import Any
 import jinja2
 
 from admtune.report.figures import Figure, arm_colours
-from admtune.report.summary import CORE_ARMS, BaselineSummary, FinalistStats, Summary
+from admtune.report.summary import (
+    CORE_ARMS,
+    EFFECT_FORMULA,
+    BaselineSummary,
+    FinalistStats,
+    Summary,
+)
 from admtune.report.text import (
     SELECTION_NOTE,
     adm_name,
@@ -22,13 +28,19 @@ from admtune.report.text import (
     fmt,
     fmt_ci,
     fmt_p,
+    fmt_rate_ci,
     hms,
     incomplete_text,
     metric_decimals,
     metric_label,
+    orderings_text,
+    power_note,
     pruning_text,
+    seeds_range_text,
     selection_heading,
     selection_how,
+    test_name,
+    time_to_target_text,
     trials_to_match_text,
     tuning_sentence,
 )
@@ -80,6 +92,7 @@ def _arm_rows(e: BaselineSummary, beta_free: bool, colours: dict[str, str],
             "colour": colours.get(arm, "#000"),
             "beta": "adaptive" if arm == "adm" else fmt(st.beta, 4), "n": st.n,
             "diverged": st.diverged, "excluded": st.excluded,
+            "diverged_ci": fmt_rate_ci(st.diverged_ci) if st.runs else "—",
             "mean": fmt(st.mean, decimals=dec), "std": fmt(st.std, 2),
             "ci": fmt_ci(st.ci, dec), "wall": hms(st.wall_s),
         })
@@ -128,7 +141,11 @@ def _baseline_context(e: BaselineSummary, summary: Summary, figs: dict[str, Figu
             "diff": fmt(o.diff.mean, decimals=dec), "ci": fmt_ci(o.diff.ci, dec),
             "n": o.diff.n, "p": fmt_p(o.p_two_sided),
             "p_wilcoxon": fmt_p(o.p_wilcoxon), "pi": fmt(o.prob_improvement, 2),
+            "pi_ci": fmt_ci(o.prob_improvement_ci, 2),
+            "win": fmt(o.win_rate.value, 2) if o.win_rate else "—",
+            "win_ci": fmt_ci(o.win_rate.ci, 2) if o.win_rate else "—",
         })
+    eff, win, pw, ttt = e.effect, e.win_rate, e.power, e.time_to_target
     return {
         "key": b,
         "name": baseline_name(b),
@@ -147,8 +164,28 @@ def _baseline_context(e: BaselineSummary, summary: Summary, figs: dict[str, Figu
         "pairs": e.diff.n,
         "p": {k: fmt_p(getattr(e, k)) for k in ("p_better", "p_worse", "p_better_holm",
                                                   "p_worse_holm", "p_wilcoxon", "p_tost")},
-        "g": fmt(e.hedges_g, 3),
+        "test": test_name(e.test),
+        "p_wilcoxon_min": fmt_p(e.p_wilcoxon_min),
+        "p_divergence": fmt_p(e.p_divergence),
+        "p_divergence_holm": fmt_p(e.p_divergence_holm),
+        "g": fmt(eff.g_z, 3) if eff else "—",
+        "g_ci": fmt_ci(eff.g_z_ci, 2) if eff else "—",
+        "d": fmt(eff.d_z, 3) if eff else "—",
+        "d_ci": fmt_ci(eff.d_z_ci, 2) if eff else "—",
+        "effect_formula": EFFECT_FORMULA,
         "pi": fmt(e.prob_improvement, 2),
+        "pi_ci": fmt_ci(e.prob_improvement_ci, 2),
+        "win": fmt(win.value, 2) if win else "—",
+        "win_ci": fmt_ci(win.ci, 2) if win else "—",
+        "win_n": win.n if win else 0,
+        "mde": fmt(pw.mde, 2) if pw else "—",
+        "mde_z": fmt(pw.mde_z, 3) if pw else "—",
+        "tost_power": f"{pw.tost_power:.0%}" if pw and pw.tost_power is not None else "—",
+        "tost_seeds": str(pw.tost_seeds) if pw and pw.tost_seeds is not None else "—",
+        "seeds_range": seeds_range_text(pw.seeds_range) if pw else "—",
+        "power_note": power_note(e, summary.margin),
+        "ttt": time_to_target_text(ttt, summary.metric),
+        "to_match": orderings_text(e.tuning),
         "div": f"{e.adm.diverged} / {e.tuned.diverged}",
         "trials_to_match": trials_to_match_text(e.trials_to_match, e.tuning.trials,
                                                 e.tuning.adm_val_mean,
@@ -184,6 +221,7 @@ def build_context(
     train = spec.train
     return {
         "s": summary,
+        "effect_formula": EFFECT_FORMULA,
         "study": results.name,
         "description": spec.description,
         "workload": spec.workload,

@@ -22,22 +22,31 @@ Interval = tuple[float | None, float | None]
 
 @dataclass(frozen=True)
 class ArmStats:
-    """One evaluation arm over its seeds: mean, std and bootstrap CI of the complete runs."""
+    """One evaluation arm over its seeds: mean, std and Student-t CI of the complete runs, and how
+    often it diverged, with the exact (Clopper–Pearson) CI of that rate."""
 
     arm: str
     beta: float | None             # None for AdM (adaptive) and for an arm that did not run
     mean: float | None
     std: float | None
-    ci: Interval
+    ci: Interval                   # t-interval of the mean (null below 2 complete runs)
     n: int                         # complete runs
     diverged: int
     excluded: int                  # failed or pruned
     wall_s: float = 0.0            # sum over the arm's runs (the report's table, not summary.json)
+    diverged_ci: Interval = (None, None)  # of diverged / (n + diverged)
+
+    @property
+    def runs(self) -> int:
+        """Runs that count for the divergence rate: complete or diverged (not excluded)."""
+        return self.n + self.diverged
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {} if self.arm == "adm" else {"beta": self.beta}
         out.update(mean=self.mean, std=self.std, ci=list(self.ci), n=self.n,
-                   diverged=self.diverged, excluded=self.excluded)
+                   diverged=self.diverged, excluded=self.excluded,
+                   diverged_rate=self.diverged / self.runs if self.runs else None,
+                   diverged_ci=list(self.diverged_ci))
         return out
 
 
@@ -46,11 +55,68 @@ class Difference:
     """AdM − other on the seeds where both completed, oriented: positive = AdM better."""
 
     mean: float | None
-    ci: Interval
+    ci: Interval                   # paired t-interval (null below 2 pairs)
     n: int                         # complete pairs
+    bootstrap_ci: Interval = (None, None)  # BCa on sorted differences, only from 10 pairs on
 
     def to_dict(self) -> dict[str, Any]:
-        return {"mean": self.mean, "ci": list(self.ci), "n": self.n}
+        return {"mean": self.mean, "ci": list(self.ci), "n": self.n,
+                "bootstrap_ci": list(self.bootstrap_ci)}
+
+
+@dataclass(frozen=True)
+class Rate:
+    """A probability with its CI and what it is over."""
+
+    value: float | None
+    ci: Interval
+    n: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"value": self.value, "ci": list(self.ci), "n": self.n}
+
+
+EFFECT_FORMULA = ("paired: d_z = mean(Δ) / sd(Δ); g_z = J(n − 1)·d_z, "
+                  "J(ν) = Γ(ν/2) / (√(ν/2)·Γ((ν − 1)/2)); CI by inverting the noncentral t "
+                  "distribution of √n·d_z with n − 1 degrees of freedom")
+
+
+@dataclass(frozen=True)
+class EffectSize:
+    """The paired standardized difference of AdM − tuned (complete pairs)."""
+
+    d_z: float | None
+    d_z_ci: Interval
+    g_z: float | None
+    g_z_ci: Interval
+    n: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"d_z": self.d_z, "d_z_ci": list(self.d_z_ci), "g_z": self.g_z,
+                "g_z_ci": list(self.g_z_ci), "n": self.n, "formula": EFFECT_FORMULA}
+
+
+@dataclass(frozen=True)
+class PowerStats:
+    """What the study's sample could detect, and what it would take to decide (complete pairs)."""
+
+    n: int
+    sd: float | None               # sd of the paired differences
+    alpha_directional: float       # the strictest Holm level, α / m
+    mde: float | None              # minimal detectable |Δ| at 80 % power (metric units)
+    mde_z: float | None            # the same in sd units (d_z)
+    tost_power: float | None       # TOST power at n pairs were the arms identical
+    tost_seeds: int | None         # pairs that give that power 80 %
+    underpowered: bool             # tost_power < 80 %, or the margin is below the MDE
+    seeds_to_resolve: int | None   # the observed effect taken as true (inconclusive only)
+    seeds_range: Interval          # over the d_z CI; high null = no number of seeds is enough
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"n": self.n, "sd": self.sd, "alpha_directional": self.alpha_directional,
+                "mde": self.mde, "mde_z": self.mde_z, "tost_power": self.tost_power,
+                "tost_seeds": self.tost_seeds, "underpowered": self.underpowered,
+                "seeds_to_resolve": self.seeds_to_resolve,
+                "seeds_to_resolve_range": list(self.seeds_range)}
 
 
 @dataclass(frozen=True)
@@ -62,10 +128,46 @@ class OtherComparison:
     p_two_sided: float | None
     p_wilcoxon: float | None
     prob_improvement: float | None
+    prob_improvement_ci: Interval = (None, None)
+    win_rate: Rate | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"diff": self.diff.to_dict(), "p_two_sided": self.p_two_sided,
-                "p_wilcoxon": self.p_wilcoxon, "prob_improvement": self.prob_improvement}
+                "p_wilcoxon": self.p_wilcoxon, "prob_improvement": self.prob_improvement,
+                "prob_improvement_ci": list(self.prob_improvement_ci),
+                "win_rate": self.win_rate.to_dict() if self.win_rate else None}
+
+
+@dataclass(frozen=True)
+class BestSoFar:
+    """The baseline's best validation value after k tuning trials, over every random ordering of
+    its trials (exact, not sampled): the mean, and the median with a 95 % band. Values in the
+    metric's own direction; null where no ordering has a complete trial yet."""
+
+    k: tuple[int, ...]
+    mean: tuple[float | None, ...]
+    median: tuple[float | None, ...]
+    lo: tuple[float | None, ...]   # the band's worse end (2.5 %)
+    hi: tuple[float | None, ...]   # its better end (97.5 %)
+    in_order: tuple[float | None, ...]  # the study's own (TPE) order
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"k": list(self.k), "mean": list(self.mean), "median": list(self.median),
+                "lo": list(self.lo), "hi": list(self.hi), "in_order": list(self.in_order)}
+
+
+@dataclass(frozen=True)
+class TrialsToMatch:
+    """Trials a random ordering of the baseline's tuning trials needs before its best reaches
+    AdM's mean validation value: the median with a 95 % interval (exact), and the mean."""
+
+    median: int
+    ci: tuple[int, int]
+    mean: float
+    good: int                      # trials at least as good as AdM's mean
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"median": self.median, "ci": list(self.ci), "mean": self.mean, "good": self.good}
 
 
 @dataclass(frozen=True)
@@ -80,14 +182,43 @@ class TuningStats:
     best_value: float | None
     best_beta: float | None
     adm_val_mean: float | None
-    trials_to_match: int | None
+    trials_to_match: int | None    # in the study's own order
     adm_trials: int                # AdM's own learning-rate trials (tune.lr)
+    to_match: TrialsToMatch | None = None  # over random orderings; None: never (or no target)
+    best_so_far: BestSoFar | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"trials": self.trials, "complete": self.complete, "pruned": self.pruned,
                 "diverged": self.diverged, "failed": self.failed, "best_value": self.best_value,
                 "best_beta": self.best_beta, "adm_val_mean": self.adm_val_mean,
-                "trials_to_match": self.trials_to_match, "adm_trials": self.adm_trials}
+                "trials_to_match": self.trials_to_match, "adm_trials": self.adm_trials,
+                "trials_to_match_orderings": self.to_match.to_dict() if self.to_match else None,
+                "best_so_far": self.best_so_far.to_dict() if self.best_so_far else None}
+
+
+@dataclass(frozen=True)
+class TimeToTarget:
+    """AlgoPerf's view: the step at which each arm's validation curve first reaches the tuned arm's
+    final mean validation value, per evaluation seed, and AdM's step ratio over the seeds where
+    both reached it (geometric mean, paired t-interval on log ratios). ``None`` steps: never."""
+
+    target: float | None           # the tuned arm's mean final validation value
+    seeds: tuple[int, ...]
+    adm_steps: tuple[float | None, ...]
+    tuned_steps: tuple[float | None, ...]
+    ratio: float | None            # AdM steps / tuned steps; < 1 = AdM faster
+    ratio_ci: Interval
+    pairs: int                     # seeds where both reached it (at a step > 0)
+    adm_never: int                 # seeds where the tuned arm reached it and AdM never did
+    tuned_never: int               # and the reverse
+    both_never: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"target": self.target, "seeds": list(self.seeds),
+                "adm_steps": list(self.adm_steps), "tuned_steps": list(self.tuned_steps),
+                "ratio": self.ratio, "ratio_ci": list(self.ratio_ci), "pairs": self.pairs,
+                "adm_never": self.adm_never, "tuned_never": self.tuned_never,
+                "both_never": self.both_never}
 
 
 @dataclass(frozen=True)
@@ -150,7 +281,7 @@ class Sensitivity:
 
 @dataclass(frozen=True)
 class CurveBand:
-    """Mean over seeds and 95 % percentile-bootstrap band of one arm's complete curves, on the
+    """Mean over seeds and pointwise 95 % Student-t band of one arm's complete curves, on the
     steps of its longest run (NaN where too few runs reach a step)."""
 
     step: Any                      # numpy arrays, all of one length
@@ -222,7 +353,6 @@ class BaselineSummary:
     p_worse_holm: float | None
     p_wilcoxon: float | None
     p_tost: float | None
-    hedges_g: float | None
     prob_improvement: float | None
     trials_to_match: int | None
     capped_by_divergence: bool
@@ -235,6 +365,18 @@ class BaselineSummary:
     traces: BetaTraces | None
     per_seed: dict[str, dict[int, SeedResult]]  # arm → seed → run
     walls: tuple[WallTime, ...]
+    test: str = "none"             # what gave p_better / p_worse (stats.directional)
+    test_n: int = 0                # pairs that test used (diverged ones included)
+    p_wilcoxon_min: float | None = None  # the smallest p the Wilcoxon test can give here
+    p_divergence: float | None = None    # Fisher exact, AdM vs tuned divergence rates
+    p_divergence_holm: float | None = None
+    capped_by_baseline_divergence: bool = False
+    decided_by_divergence: bool = False
+    effect: EffectSize | None = None
+    win_rate: Rate | None = None
+    prob_improvement_ci: Interval = (None, None)
+    power: PowerStats | None = None
+    time_to_target: TimeToTarget | None = None
 
     @property
     def adm(self) -> ArmStats:
@@ -251,10 +393,21 @@ class BaselineSummary:
         out.update(
             diff=self.diff.to_dict(), p_better=self.p_better, p_worse=self.p_worse,
             p_better_holm=self.p_better_holm, p_worse_holm=self.p_worse_holm,
-            p_wilcoxon=self.p_wilcoxon, p_tost=self.p_tost, hedges_g=self.hedges_g,
-            prob_improvement=self.prob_improvement, trials_to_match=self.trials_to_match,
+            test=self.test, test_n=self.test_n,
+            p_wilcoxon=self.p_wilcoxon, p_wilcoxon_min=self.p_wilcoxon_min, p_tost=self.p_tost,
+            p_divergence=self.p_divergence, p_divergence_holm=self.p_divergence_holm,
+            effect_size=self.effect.to_dict() if self.effect else None,
+            win_rate=self.win_rate.to_dict() if self.win_rate else None,
+            prob_improvement=self.prob_improvement,
+            prob_improvement_ci=list(self.prob_improvement_ci),
+            trials_to_match=self.trials_to_match,
             capped_by_divergence=self.capped_by_divergence,
-            seeds_to_resolve=self.seeds_to_resolve, tuning=self.tuning.to_dict(),
+            capped_by_baseline_divergence=self.capped_by_baseline_divergence,
+            decided_by_divergence=self.decided_by_divergence,
+            seeds_to_resolve=self.seeds_to_resolve,
+            power=self.power.to_dict() if self.power else None,
+            time_to_target=self.time_to_target.to_dict() if self.time_to_target else None,
+            tuning=self.tuning.to_dict(),
             selection=self.selection.to_dict(),
             vs_other_arms={a: o.to_dict() for a, o in self.vs_other_arms.items()},
         )

@@ -99,6 +99,9 @@ def fmt(x: Any, digits: int = 4, decimals: int | None = None) -> str:
         return str(x)
     if not math.isfinite(x):
         return "—"
+    # fixed decimals only where they show the number: not for 1e-13 ("0.00000000") or 1e300
+    if decimals is not None and x != 0 and (abs(x) < 0.5 * 10.0 ** -decimals or abs(x) >= 1e6):
+        decimals = None
     s = f"{x:.{decimals}f}" if decimals is not None else f"{x:.{digits}g}"
     if decimals is None and "e" not in s and abs(x) >= 1e5:
         s = f"{x:.{digits}g}"
@@ -124,6 +127,30 @@ def fmt_ci(ci: Any, decimals: int | None = None) -> str:
     if not ci or ci[0] is None or ci[1] is None:
         return "—"
     return f"[{fmt(ci[0], decimals=decimals)}, {fmt(ci[1], decimals=decimals)}]"
+
+
+def fmt_rate_ci(ci: Any) -> str:
+    """A proportion's CI in percent: '[0 %, 52 %]'."""
+    if not ci or ci[0] is None or ci[1] is None:
+        return "—"
+    return f"[{ci[0]:.0%}, {ci[1]:.0%}]".replace("%", " %")
+
+
+def seeds_range_text(rng: Any) -> str:
+    """'6 to 68', 'at least 6' (no upper end: some effects in the CI need any number), '—'."""
+    if not rng or rng[0] is None:
+        return "—"
+    return f"{rng[0]} to {rng[1]}" if rng[1] is not None else f"at least {rng[0]}"
+
+
+TEST_NAMES = {"paired t": "one-sided paired t",
+              "sign test": "exact sign test (no spread)",
+              "wilcoxon, diverged worst": "one-sided Wilcoxon, diverged worst",
+              "none": "none (too few pairs)"}
+
+
+def test_name(test: str) -> str:
+    return TEST_NAMES.get(test, test)
 
 
 def metric_decimals(stds: Iterable[float | None], ci: tuple[float | None, float | None]) -> int | None:
@@ -172,8 +199,14 @@ def trials_to_match_text(trials_to_match: int | None, trials: int | None,
 # Prose
 
 HOLM_FAMILY = (
-    "all one-sided AdM-vs-tuned tests of the report: p(better) and p(worse) for every baseline"
+    "all one-sided AdM-vs-tuned tests of the report: p(better) and p(worse) for every baseline, "
+    "and the Fisher exact test of the divergence rates for every baseline where an AdM or "
+    "tuned-β run diverged"
 )
+
+
+def _runs(arm: Any) -> str:
+    return f"{arm.diverged} of {arm.n + arm.diverged}"
 
 
 def verdict_reason(entry: BaselineSummary, spec: StudySpec, alpha: float, margin: float) -> str:
@@ -189,9 +222,26 @@ def verdict_reason(entry: BaselineSummary, spec: StudySpec, alpha: float, margin
     means = (f"mean test {metric} {fmt(a.mean, decimals=dec)} (AdM) vs "
              f"{fmt(t.mean, decimals=dec)} (tuned β); AdM advantage "
              f"Δ = {fmt(d.mean, decimals=dec)} {fmt_ci(d.ci, dec)}")
-    v, capped = entry.verdict, entry.capped_by_divergence
+    if not d.n:
+        means = (f"no seed on which both completed ({a.n} complete AdM runs, {t.n} complete "
+                 f"tuned-β runs)")
+    v, capped, capped_b = entry.verdict, entry.capped_by_divergence, \
+        entry.capped_by_baseline_divergence
+    ranked = entry.test == TEST_RANKED_NAME
+    test_words = (f" (one-sided Wilcoxon signed-rank over all {entry.test_n} seeds, a diverged "
+                  f"run ranked worst)" if ranked else
+                  " (exact sign test: the differences have no spread)"
+                  if entry.test == "sign test" else "")
+    diverged = (f"AdM diverged in {_runs(a)} runs, the tuned β in {_runs(t)} "
+                f"(Fisher exact {p_is(entry.p_divergence)}, Holm-adjusted "
+                f"{p_is(entry.p_divergence_holm)})")
     within = entry.p_tost is not None and entry.p_tost < alpha
-    if v == "matches":
+    if entry.decided_by_divergence:
+        word = "beats" if v == "beats" else "loses to"
+        text = (f"{adm} {word} {base} on reliability: {diverged}; a diverged run is the worst "
+                f"outcome, so the arm that diverged significantly less often wins whatever the "
+                f"complete runs show ({means}).")
+    elif v == "matches":
         text = (f"{adm} matches {base}: {means}; TOST shows equivalence within ±δ = "
                 f"±{fmt(margin)} ({p_is(entry.p_tost)} < α = {fmt(alpha)}): "
                 f"{_inside_margin(d.mean)}.")
@@ -201,11 +251,11 @@ def verdict_reason(entry: BaselineSummary, spec: StudySpec, alpha: float, margin
                      f"what this study counts as practically relevant.")
     elif v == "beats":
         text = (f"{adm} beats {base}: {means} (positive = AdM better), "
-                f"Holm-adjusted {p_is(entry.p_better_holm)} < α = {fmt(alpha)}; equivalence "
-                f"within δ = {fmt(margin)} is not shown (TOST {p_is(entry.p_tost)}).")
+                f"Holm-adjusted {p_is(entry.p_better_holm)} < α = {fmt(alpha)}{test_words}; "
+                f"equivalence within δ = {fmt(margin)} is not shown (TOST {p_is(entry.p_tost)}).")
     elif v == "loses":
         text = (f"{adm} loses to {base}: {means} (negative = AdM worse), "
-                f"Holm-adjusted {p_is(entry.p_worse_holm)} < α = {fmt(alpha)}.")
+                f"Holm-adjusted {p_is(entry.p_worse_holm)} < α = {fmt(alpha)}{test_words}.")
         if within:
             # reachable only under the divergence cap, which rules out a match
             text += (f" On the complete pairs the difference is inside the margin δ = "
@@ -214,36 +264,75 @@ def verdict_reason(entry: BaselineSummary, spec: StudySpec, alpha: float, margin
             text += (f" Equivalence within δ = {fmt(margin)} is not shown "
                      f"(TOST {p_is(entry.p_tost)}): here tuning β pays off and AdM does not "
                      f"replace it.")
-    elif not d.n:
-        text = (f"Inconclusive for {adm} against {base}: there is no seed on which both "
-                f"completed ({a.n} complete AdM runs, {t.n} complete tuned-β runs), so "
-                f"nothing can be tested.")
+    elif not d.n and not entry.test_n:
+        text = (f"Inconclusive for {adm} against {base}: {means}, so nothing can be tested.")
     else:
         text = (f"Inconclusive for {adm} against {base}: {means}. "
                 f"Neither one-sided test is significant after Holm "
-                f"({p_is(entry.p_better_holm)} for better, {p_is(entry.p_worse_holm)} for worse)")
+                f"({p_is(entry.p_better_holm)} for better, {p_is(entry.p_worse_holm)} for "
+                f"worse{test_words})")
         if capped:
             text += "."
         else:
             text += (f" and equivalence within δ = {fmt(margin)} is not shown "
                      f"(TOST {p_is(entry.p_tost)}).")
-    if capped:
-        text += (f" AdM diverged in {a.diverged} of {a.n + a.diverged} runs against "
-                 f"{t.diverged} of {t.n + t.diverged} for the tuned β, so it can be "
-                 f"neither a win nor a match.")
+    if not entry.decided_by_divergence and (capped or capped_b):
+        favour = d.mean is not None and d.mean > 0
+        if capped:
+            lead = ("The complete pairs favour AdM, but AdM" if favour and d.n else "AdM")
+            text += (f" {lead} diverged more often ({diverged}), so it cannot be a "
+                     f"{'win' if favour else 'win or a match'}.")
+        else:
+            lead = ("The complete pairs favour the tuned β, but it" if d.n and d.mean is not None
+                    and d.mean < 0 else "The tuned β")
+            text += f" {lead} diverged more often ({diverged}), so AdM cannot lose."
+    elif (a.diverged or t.diverged) and not entry.decided_by_divergence:
+        text += f" Both arms diverged equally often: {diverged}."
     if v == "inconclusive":
+        pw = entry.power
         if entry.seeds_to_resolve is not None:
+            lo, hi = pw.seeds_range if pw else (None, None)
+            if lo is not None:
+                span = (f"{lo} to {hi}" if hi is not None else f"at least {lo}, possibly no "
+                        "number")
+                span = f"; over the effect size's 95 % CI, {span}"
+            else:
+                span = ""
             text += (f" A power calculation (80 % power, the observed effect taken as true) says "
-                     f"about {entry.seeds_to_resolve} seeds per arm would decide it.")
+                     f"about {entry.seeds_to_resolve} seeds per arm would decide it{span}.")
         elif capped:
             text += (" More seeds could at most show that AdM loses; the complete pairs do not "
                      "point that way, so no seed estimate is given.")
         else:
             text += (" No seed estimate is possible from these runs (too few complete pairs, "
                      "or an observed effect too small to resolve).")
+        if pw is not None and pw.mde is not None:
+            text += (f" With {pw.n} pairs this study could detect, with 80 % power, only a "
+                     f"difference of {fmt(pw.mde, 2)} or more ({fmt(pw.mde_z, 3)} sd of the "
+                     f"differences, at the strictest Holm level α/m = {fmt(pw.alpha_directional, 2)}).")
     if d.n == 1:
         text += " Only 1 complete pair: the tests need at least two."
     return text + warmup_sentence(entry, spec, dec)
+
+
+TEST_RANKED_NAME = "wilcoxon, diverged worst"
+
+
+def power_note(entry: BaselineSummary, margin: float) -> str:
+    """Page 1's warning when the study cannot show what it asks ('' when it can)."""
+    pw = entry.power
+    if pw is None or not pw.underpowered:
+        return ""
+    parts = []
+    if pw.tost_power is not None:
+        need = (f"; about {pw.tost_seeds} would give 80 %" if pw.tost_seeds is not None else "")
+        parts.append(f"even if the two arms were identical, {pw.n} seeds show equivalence within "
+                     f"±δ = ±{fmt(margin)} with only {pw.tost_power:.0%} power{need}")
+    if pw.mde is not None and pw.mde > margin:
+        parts.append(f"the smallest difference it detects with 80 % power, {fmt(pw.mde, 2)}, is "
+                     f"larger than δ")
+    return (f"{adm_name(entry.baseline)} vs {baseline_name(entry.baseline)}: underpowered for its "
+            f"own margin: " + "; ".join(parts) + ".")
 
 
 def _inside_margin(diff_mean: float | None) -> str:
@@ -297,6 +386,12 @@ def tuning_sentence(entry: BaselineSummary, metric: str, beta_free: bool) -> str
         return "Tuning saved: unknown, no tuning trials were recorded."
     k = entry.trials_to_match
     target = fmt(t.adm_val_mean)
+    o = t.to_match
+    if o is not None:
+        caveat += (f" Over every random ordering of the {n} trials (the study's own order is one "
+                   f"draw), the best first reaches AdM's mean after a median of {o.median} "
+                   f"trial{'s' if o.median != 1 else ''} (95 % of orderings: {o.ci[0]} to "
+                   f"{o.ci[1]}; {o.good} of the {n} trials reach it).")
     adm = entry.adm
     if adm.diverged:
         caveat += (f" AdM's mean is over its {adm.n} complete runs; "
@@ -314,6 +409,42 @@ def tuning_sentence(entry: BaselineSummary, metric: str, beta_free: bool) -> str
     return (f"Tuning saved: {baseline_name(b)}'s best-so-far validation {metric} first reached "
             f"AdM's mean of {target} at trial {k} of {n}; AdM, {qualifier}, is worth about {k} "
             f"tuning trial{'s' if k != 1 else ''}." + caveat)
+
+
+def orderings_text(tuning: Any) -> str:
+    """Trials to match over random orderings of the trials: 'median 3 [1, 9]'."""
+    o = tuning.to_match
+    if o is None:
+        return "never" if tuning.trials and tuning.adm_val_mean is not None else "—"
+    return f"median {o.median} [{o.ci[0]}, {o.ci[1]}]"
+
+
+def time_to_target_text(ttt: Any, metric: str) -> str:
+    """AdM's steps to the tuned arm's final mean validation value, as a ratio of the tuned arm's."""
+    if ttt is None:
+        return (f"Time to target: unknown, the runs recorded no validation {metric} curve of "
+                f"both arms.")
+    n = len(ttt.seeds)
+    reached_a = sum(s is not None for s in ttt.adm_steps)
+    reached_t = sum(s is not None for s in ttt.tuned_steps)
+    text = (f"Time to target (AlgoPerf's view): the tuned β's mean final validation {metric}, "
+            f"{fmt(ttt.target)}, was reached on {reached_a} of {n} seeds by AdM and on "
+            f"{reached_t} of {n} by the tuned β (a curve reaches its own mean final value on "
+            f"about half of its seeds).")
+    if ttt.ratio is not None:
+        ci = (f" [{fmt(ttt.ratio_ci[0], 2)}, {fmt(ttt.ratio_ci[1], 2)}]"
+              if ttt.ratio_ci[0] is not None else " (one pair: no interval)")
+        faster = "fewer" if ttt.ratio < 1 else "more"
+        text += (f" Where both reached it ({ttt.pairs} seeds), AdM needed {fmt(ttt.ratio, 2)}× "
+                 f"the tuned β's steps{ci} (geometric mean, paired t-interval on log ratios; "
+                 f"{faster} steps for AdM).")
+    else:
+        text += " No seed where both reached it at a step after the first: no ratio."
+    if ttt.adm_never or ttt.tuned_never:
+        text += (f" Never reached: AdM alone on {ttt.adm_never} seeds, the tuned β alone on "
+                 f"{ttt.tuned_never}, neither on {ttt.both_never}; those seeds are not in the "
+                 f"ratio.")
+    return text
 
 
 BUDGET_NAMES = {"seeds": "seeds", "trials": "tuning trials",
@@ -378,7 +509,7 @@ SELECTION_NOTE = (
 
 def forest_caption(metric: str, margin: float) -> str:
     return (f"AdM's advantage Δ in test {metric} (mean paired difference over seeds, "
-            f"positive = AdM better) with its 95 % bootstrap CI, against the tuned β (filled) and "
+            f"positive = AdM better) with its 95 % paired t-interval, against the tuned β (filled) and "
             f"β = 0.9 (open). Shaded: the equivalence margin ±δ = ±{margin:g}.")
 
 
@@ -396,9 +527,17 @@ def sensitivity_caption(baseline: str, metric: str, beta_free: bool,
     return caption
 
 
+def best_so_far_caption(baseline: str, metric: str, tuning: Any) -> str:
+    return (f"Tuning saved, with its uncertainty: {baseline_name(baseline)}'s best validation "
+            f"{metric} after k tuning trials, over every random ordering of its {tuning.trials} "
+            f"trials (exact; solid: median, band: 95 % of orderings) and in this study's order "
+            f"(dotted), against {adm_name(baseline)}'s mean validation {metric}. Pruned and "
+            f"diverged trials use budget and never improve the best.")
+
+
 def curves_caption(baseline: str) -> str:
     return (f"Learning curves on {baseline_name(baseline)}'s evaluation seeds: mean over seeds with "
-            f"a 95 % bootstrap band, per arm; insets zoom on the last 40 % of training. Dotted: "
+            f"a pointwise 95 % t band, per arm; insets zoom on the last 40 % of training. Dotted: "
             f"diverged runs, up to where they stopped.")
 
 
@@ -421,7 +560,7 @@ def traces_caption(baseline: str, tensors: int | None = None, seeds: int = 0,
 
 def per_seed_caption(metric: str, minimize: bool) -> str:
     return (f"Test {metric} of every evaluation run, per arm; grey lines join the runs of one "
-            f"seed (the pairing). Bar: mean with 95 % bootstrap CI over complete runs. "
+            f"seed (the pairing). Bar: mean with 95 % t-interval over complete runs. "
             f"Diverged runs are drawn in the strip at the {'top' if minimize else 'bottom'} "
             f"(the worst outcome).")
 
