@@ -62,9 +62,15 @@ def test_statistics_agree_with_scipy_on_runs_csv(written):
         adm, tuned = both["adm"].to_numpy(), both["tuned"].to_numpy()
         # minimize: AdM better = lower; oriented difference tuned − adm
         assert e["diff"]["mean"] == pytest.approx(np.mean(tuned - adm))
-        assert e["p_better"] == pytest.approx(sps.ttest_rel(adm, tuned, alternative="less").pvalue)
-        assert e["p_worse"] == pytest.approx(
-            sps.ttest_rel(adm, tuned, alternative="greater").pvalue)
+        lo, hi = sps.ttest_rel(tuned, adm).confidence_interval(0.95)
+        assert e["diff"]["ci"] == pytest.approx([lo, hi])
+        any_diverged = (status == "diverged").any().any()
+        if not any_diverged:
+            assert e["test"] == "paired t"
+            assert e["p_better"] == pytest.approx(
+                sps.ttest_rel(adm, tuned, alternative="less").pvalue)
+            assert e["p_worse"] == pytest.approx(
+                sps.ttest_rel(adm, tuned, alternative="greater").pvalue)
         m = s["margin"]
         assert e["p_tost"] == pytest.approx(ttost_paired(adm, tuned, -m, m)[0])
         for arm in ("adm", "tuned", "default"):
@@ -83,7 +89,22 @@ def test_statistics_agree_with_scipy_on_runs_csv(written):
         for i, seed in enumerate(wide.index):
             if status.loc[seed, "adm"] == "diverged" and status.loc[seed, "tuned"] != "diverged":
                 d[i] = -big
-        assert e["p_wilcoxon"] == pytest.approx(sps.wilcoxon(d).pvalue)
+        flips = sps.PermutationMethod(n_resamples=2 ** len(d))  # every sign flip: exact
+        assert e["p_wilcoxon"] == pytest.approx(sps.wilcoxon(d, method=flips).pvalue)
+        if any_diverged:  # a diverged seed is not dropped: the rank test decides
+            assert e["test"] == "wilcoxon, diverged worst" and e["test_n"] == len(d)
+            assert e["p_better"] == pytest.approx(
+                sps.wilcoxon(d, alternative="greater", method=flips).pvalue)
+            assert e["p_worse"] == pytest.approx(
+                sps.wilcoxon(d, alternative="less", method=flips).pvalue)
+        runs = e["adm"]["n"] + e["adm"]["diverged"]
+        ci = sps.binomtest(e["adm"]["diverged"], runs).proportion_ci(0.95, method="exact")
+        assert e["adm"]["diverged_ci"] == pytest.approx([ci.low, ci.high])
+        table = [[e[a]["diverged"], e[a]["n"]] for a in ("adm", "tuned")]
+        if any_diverged:
+            assert e["p_divergence"] == pytest.approx(sps.fisher_exact(table).pvalue)
+        else:
+            assert e["p_divergence"] is None
     # the synthetic AdamW AdM diverged once, its tuned β never: the verdict is capped
     assert s["baselines"]["adamw"]["adm"]["diverged"] == 1
     assert s["baselines"]["adamw"]["verdict"] in ("loses", "inconclusive")

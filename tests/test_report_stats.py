@@ -40,10 +40,12 @@ def test_equal_arms_match():
 
 
 def test_identical_arms_match_without_nan():
-    """All differences zero: the t-tests are undefined in scipy; the limit is used, no NaN."""
+    """All differences zero: the t-tests are undefined in scipy; the exact sign tests decide (no
+    evidence of a difference either way, equivalence at p = 0.5ⁿ), no NaN."""
     e = verdict_of(list(BASE), list(BASE), margin=0.01)
     assert e["verdict"] == "matches"
-    assert e["p_better"] == 1.0 and e["p_worse"] == 1.0 and e["p_tost"] == 0.0
+    assert e["p_better"] == 1.0 and e["p_worse"] == 1.0 and e["p_tost"] == 0.5 ** len(BASE)
+    assert e["test"] == "sign test"
     assert e["diff"]["mean"] == 0.0 and e["diff"]["ci"] == [0.0, 0.0]
     assert e["p_wilcoxon"] == 1.0
 
@@ -55,22 +57,30 @@ def test_clear_shift_beats_and_loses(direction):
     e = verdict_of(adm, BASE, direction=direction)
     assert e["verdict"] == "beats"
     assert e["diff"]["mean"] == pytest.approx(0.05, abs=1e-3)  # positive = AdM better
-    assert e["p_better_holm"] < 0.05 and e["hedges_g"] > 0 and e["prob_improvement"] > 0.9
+    assert e["p_better_holm"] < 0.05 and e["effect_size"]["g_z"] > 0
+    assert e["prob_improvement"] > 0.9 and e["win_rate"]["value"] == 1.0
     assert "beats" in e["reason"]
     worse = [b - better + j for b, j in zip(BASE, JITTER, strict=True)]
     e = verdict_of(worse, BASE, direction=direction)
     assert e["verdict"] == "loses"
     assert e["diff"]["mean"] == pytest.approx(-0.05, abs=1e-3)
-    assert e["p_worse_holm"] < 0.05 and e["hedges_g"] < 0 and e["prob_improvement"] < 0.1
+    assert e["p_worse_holm"] < 0.05 and e["effect_size"]["g_z"] < 0
+    assert e["prob_improvement"] < 0.1 and e["win_rate"]["value"] == 0.0
     assert "loses to" in e["reason"] and "does not replace it" in e["reason"]
 
 
-def test_identical_shift_zero_variance_beats():
-    """Every seed improved by exactly the same amount: the t-test's limit (p = 0) decides."""
-    e = verdict_of([b - 0.02 for b in BASE[:4]], BASE[:4])
-    assert e["verdict"] == "beats"
-    assert e["p_better"] == 0.0 and e["p_worse"] == 1.0
-    assert e["hedges_g"] is not None
+@pytest.mark.parametrize("shift", [0.02, 1e-9])
+def test_identical_shift_zero_variance_is_a_sign_test(shift):
+    """Every seed improved by exactly the same amount: no certainty is invented (the t statistic
+    would be infinite, p = 0); the exact sign test decides, one-sided p = 0.5ⁿ. Four seeds cannot
+    reach α after Holm (2 × 1/16); eight can, whatever the size of the shift."""
+    e = verdict_of([b - shift for b in BASE[:4]], BASE[:4], margin=0.01 if shift > 0.01 else 1e-12)
+    assert e["test"] == "sign test"
+    assert e["p_better"] == pytest.approx(sps.binomtest(4, 4, alternative="greater").pvalue)
+    assert e["p_worse"] == 1.0 and e["verdict"] == "inconclusive"
+    assert e["effect_size"]["g_z"] is None  # a standardized constant difference is infinite
+    e = verdict_of([b - shift for b in BASE], BASE, margin=0.01 if shift > 0.01 else 1e-12)
+    assert e["p_better"] == pytest.approx(0.5 ** len(BASE)) and e["verdict"] == "beats"
 
 
 def test_noisy_small_sample_is_inconclusive_with_seed_estimate():
@@ -91,8 +101,12 @@ def test_seed_estimate_matches_statsmodels_power():
     assert e["verdict"] == "inconclusive"
     d = tuned - adm  # oriented: minimize, positive = AdM better
     m, s = d.mean(), d.std(ddof=1)
-    n_eq = TTestPower().solve_power(effect_size=(0.01 - abs(m)) / s, alpha=0.05, power=0.8,
-                                    alternative="larger")
+    def tost_power(n):  # the bound P(reject lower) + P(reject upper) − 1
+        pw = [TTestPower().power(effect_size=(0.01 + sgn * m) / s, nobs=n, alpha=0.05,
+                                 alternative="larger") for sgn in (1, -1)]
+        return pw[0] + pw[1] - 1
+
+    n_eq = next(n for n in range(2, 10_000) if tost_power(n) >= 0.8)
     n_dir = TTestPower().solve_power(effect_size=abs(m) / s, alpha=0.05 / 2, power=0.8,
                                      alternative="larger")
     assert e["seeds_to_resolve"] == max(math.ceil(min(n_eq, n_dir)), 5)
@@ -104,8 +118,12 @@ def test_adm_diverging_more_often_never_beats():
     assert e["verdict"] not in ("beats", "matches")
     assert e["capped_by_divergence"] is True
     assert e["adm"]["diverged"] == 2 and e["adm"]["n"] == 6
-    assert e["p_better_holm"] < 0.05  # the t-test alone would have said beats
-    assert "neither a win nor a match" in e["reason"]
+    # the complete pairs alone would have said beats; the diverged seeds are not dropped
+    a, t = np.array(BASE[2:]) - 0.1, np.array(BASE[2:])
+    assert sps.ttest_rel(a, t, alternative="less").pvalue * 2 < 0.05
+    assert e["test"] == "wilcoxon, diverged worst" and e["test_n"] == len(BASE)
+    assert "The complete pairs favour AdM, but AdM diverged more often" in e["reason"]
+    assert "so it cannot be a win" in e["reason"]
 
 
 def test_adm_diverging_more_often_never_matches():
@@ -220,7 +238,7 @@ def test_cap_still_applies_inside_margin():
     assert p_w < 0.05 and p_tost < 0.05
     assert e["verdict"] == "loses" and e["capped_by_divergence"]
     assert "inside the margin δ = 0.01" in e["reason"]
-    assert "neither a win nor a match" in e["reason"]
+    assert "cannot be a win or a match" in e["reason"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -302,19 +320,21 @@ def test_rank_statistics_rank_divergence_worst():
     d = stats.paired_differences_ranked(a, b)
     assert d[0] < 0 and abs(d[0]) > np.max(np.abs(d[1:]))
     assert stats.wilcoxon(a, b) == pytest.approx(sps.wilcoxon(d).pvalue)
-    assert stats.prob_improvement(np.array([-np.inf]), np.array([-1e9])) == 0.0
+    assert stats.prob_improvement(np.array([-np.inf]), np.array([-1e9])).value == 0.0
     both = stats.paired_differences_ranked(np.array([-np.inf, 1.0]), np.array([-np.inf, 0.0]))
     assert both[0] == 0.0
 
 
-def test_bootstrap_ci_is_scipy_bca_and_deterministic():
-    x = np.array([0.3, 0.31, 0.29, 0.35, 0.28, 0.30])
+def test_bootstrap_ci_is_scipy_bca_on_sorted_values_and_only_from_ten():
+    x = np.array([0.3, 0.31, 0.29, 0.35, 0.28, 0.30, 0.33, 0.27, 0.32, 0.34, 0.26])
     lo, hi = stats.bootstrap_ci(x)
-    ref = sps.bootstrap((x,), np.mean, method="BCa", n_resamples=stats.N_RESAMPLES,
+    s = np.sort(x)
+    ref = sps.bootstrap((s / s.max(),), np.mean, method="BCa", n_resamples=stats.N_RESAMPLES,
                         rng=np.random.default_rng(stats.BOOTSTRAP_SEED)).confidence_interval
-    assert (lo, hi) == pytest.approx((ref.low, ref.high))
-    assert stats.bootstrap_ci(x) == (lo, hi)
+    assert (lo, hi) == pytest.approx((ref.low * s.max(), ref.high * s.max()))
+    assert stats.bootstrap_ci(x[::-1]) == (lo, hi)  # the seeds' order does not matter
     assert lo < x.mean() < hi
+    assert all(math.isnan(v) for v in stats.bootstrap_ci(x[:9]))
 
 
 def test_tost_and_t_agree_with_libraries():
@@ -357,9 +377,12 @@ def test_trials_to_match_maximize():
 TOP_KEYS = {"study", "metric", "direction", "margin", "alpha", "fingerprint", "baselines",
             "versions", "device", "wall_s"}
 BASELINE_KEYS = {"verdict", "adm", "tuned", "default", "diff", "p_better", "p_worse",
-                 "p_better_holm", "p_worse_holm", "p_wilcoxon", "p_tost", "hedges_g",
-                 "prob_improvement", "trials_to_match", "seeds_to_resolve"}
-ARM_KEYS = {"mean", "std", "ci", "n", "diverged"}
+                 "p_better_holm", "p_worse_holm", "p_wilcoxon", "p_tost", "effect_size",
+                 "prob_improvement", "trials_to_match", "seeds_to_resolve", "test",
+                 "p_wilcoxon_min", "p_divergence", "p_divergence_holm", "win_rate",
+                 "prob_improvement_ci", "power", "time_to_target",
+                 "capped_by_baseline_divergence", "decided_by_divergence"}
+ARM_KEYS = {"mean", "std", "ci", "n", "diverged", "diverged_rate", "diverged_ci"}
 
 
 def test_summary_keys_and_json_safety():

@@ -91,7 +91,7 @@ def verdict_table(summary: dict[str, Any]) -> Table:
         fmt_ci,
         fmt_p,
         incomplete_text,
-        trials_to_match_text,
+        orderings_text,
     )
 
     direction = "lower" if summary.get("direction") == "minimize" else "higher"
@@ -111,7 +111,7 @@ def verdict_table(summary: dict[str, Any]) -> Table:
                     ("tuned β", {"justify": "right"}), ("tuned mean", {"justify": "right"}),
                     ("Δ [95% CI]", {"justify": "right"}), ("p better/worse", {"justify": "right"}),
                     ("TOST p", {"justify": "right"}), ("diverged", {"justify": "right"}),
-                    ("trials to match", {"justify": "right"}), ("seeds", {"justify": "right"})]:
+                    ("trials to match [95%]", {"justify": "right"}), ("seeds", {"justify": "right"})]:
         table.add_column(col, **kw)
     for b, e in (summary.get("baselines") or {}).items():
         v = e.get("verdict", "inconclusive")
@@ -126,8 +126,8 @@ def verdict_table(summary: dict[str, Any]) -> Table:
             f"{fmt_p(e.get('p_better_holm'))} / {fmt_p(e.get('p_worse_holm'))}",
             fmt_p(e.get("p_tost")),
             f"{e['adm']['diverged']} / {e['tuned']['diverged']}",
-            trials_to_match_text(e.get("trials_to_match"), tuning.get("trials"),
-                                 tuning.get("adm_val_mean")),
+            orderings_text(tuning.get("trials_to_match_orderings"), tuning.get("trials"),
+                           tuning.get("adm_val_mean")),
             str(e["seeds_to_resolve"]) if e.get("seeds_to_resolve") is not None else "—",
         )
     return table

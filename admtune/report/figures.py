@@ -518,33 +518,49 @@ def best_so_far(entry: BaselineSummary, summary: Summary, colours: dict[str, str
         return np.array([np.nan if v is None else v for v in t], dtype=float)
 
     med, lo, hi, own = arr(bsf.median), arr(bsf.lo), arr(bsf.hi), arr(bsf.in_order)
+    t = entry.tuning
+    minimize = summary.direction == "minimize"
+    shown = np.r_[med, lo, hi, own]
+    shown = shown[np.isfinite(shown)]
+    if t.adm_val_mean is not None:
+        shown = np.r_[shown, t.adm_val_mean]
+    log_y = _positive_spread(shown)
     with matplotlib.rc_context(RC), sns.axes_style("ticks", {"axes.grid": True}):
         fig, ax = plt.subplots(figsize=(FULL_WIDTH, 2.3), layout="constrained")
-        ax.fill_between(k, lo, hi, step="post", color=colours["tuned"], alpha=0.16, lw=0)
+        if log_y:
+            ax.set_yscale("log")
+        if shown.size:
+            y0, y1 = float(shown.min()), float(shown.max())
+            if log_y:
+                pad = (y1 / y0) ** 0.06
+                ax.set_ylim(y0 / pad, y1 * pad)
+            else:
+                pad = 0.06 * ((y1 - y0) or max(abs(y1), 1.0))
+                ax.set_ylim(y0 - pad, y1 + pad)
+        # where too few orderings have a complete trial yet, the band's worse end is undefined:
+        # it runs off the worse edge of the plot rather than stopping at a made-up value
+        edge = ax.get_ylim()[1] if minimize else ax.get_ylim()[0]
+        worse = np.where(np.isnan(lo), edge * (10.0 if log_y and minimize else 1.0), lo)
+        ax.fill_between(k, worse, hi, step="post", color=colours["tuned"], alpha=0.16, lw=0,
+                        label="95 % of orderings")
         ax.step(k, med, where="post", color=colours["tuned"], lw=1.5,
-                label=f"{baseline_name(b)}: median over random orderings (95 % band)")
+                label=f"{baseline_name(b)}: median over random orderings")
         ax.step(k, own, where="post", color=colours["tuned"], lw=1.0, ls=":",
                 label=f"{baseline_name(b)}: this study's order")
-        t = entry.tuning
         if t.adm_val_mean is not None:
             ax.axhline(t.adm_val_mean, color=colours["adm"], lw=1.4,
                        label=f"{adm_name(b)}: mean validation {summary.metric}")
         o = t.to_match
-        if o is not None:
-            ax.axvspan(o.ci[0] - 0.5, o.ci[1] + 0.5, color=colours["adm"], alpha=0.07, lw=0)
-            ax.axvline(o.median, color=colours["adm"], lw=0.9, ls="--",
-                       label=f"trials to match: median {o.median} [{o.ci[0]}, {o.ci[1]}]")
-        finite = np.r_[med, lo, hi, own][np.isfinite(np.r_[med, lo, hi, own])]
-        if t.adm_val_mean is not None:
-            finite = np.r_[finite, t.adm_val_mean]
-        if _positive_spread(finite):
-            ax.set_yscale("log")
+        if o is not None and t.adm_val_mean is not None:
+            ax.errorbar([o.median], [t.adm_val_mean],
+                        xerr=[[o.median - o.ci[0]], [o.ci[1] - o.median]], fmt="o",
+                        color=colours["adm"], mfc="white", ms=5, capsize=3, lw=1.2, zorder=5,
+                        label=f"trials to match: median {o.median} [{o.ci[0]}, {o.ci[1]}]")
         ax.set_xlim(0.5, max(k[-1], 1) + 0.5)
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.set_xlabel("tuning trials")
         ax.set_ylabel(f"best {metric_label(summary.metric, 'validation')}")
-        ax.legend(loc="upper right" if summary.direction == "minimize" else "lower right",
-                  fontsize=6.5)
+        ax.legend(loc="upper right" if minimize else "lower right", fontsize=6.5)
         return Figure(_svg(fig), caption)
 
 

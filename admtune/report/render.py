@@ -185,7 +185,7 @@ def _baseline_context(e: BaselineSummary, summary: Summary, figs: dict[str, Figu
         "seeds_range": seeds_range_text(pw.seeds_range) if pw else "—",
         "power_note": power_note(e, summary.margin),
         "ttt": time_to_target_text(ttt, summary.metric),
-        "to_match": orderings_text(e.tuning),
+        "to_match": orderings_text(e.tuning.to_match, e.tuning.trials, e.tuning.adm_val_mean),
         "div": f"{e.adm.diverged} / {e.tuned.diverged}",
         "trials_to_match": trials_to_match_text(e.trials_to_match, e.tuning.trials,
                                                 e.tuning.adm_val_mean,

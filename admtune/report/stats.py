@@ -274,6 +274,10 @@ def _wilcoxon_p(d: np.ndarray, alternative: str) -> float:
     allowed, which scipy's exact null distribution does not allow)."""
     if np.all(d == 0):
         return 1.0
+    if d.size == 1:  # scipy's permutation test needs two; the exact answer for one is plain
+        if alternative == "two-sided":
+            return 1.0
+        return 0.5 if (d[0] > 0) == (alternative == "greater") else 1.0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = sps.wilcoxon(d, alternative=alternative, zero_method="wilcox",

@@ -386,12 +386,6 @@ def tuning_sentence(entry: BaselineSummary, metric: str, beta_free: bool) -> str
         return "Tuning saved: unknown, no tuning trials were recorded."
     k = entry.trials_to_match
     target = fmt(t.adm_val_mean)
-    o = t.to_match
-    if o is not None:
-        caveat += (f" Over every random ordering of the {n} trials (the study's own order is one "
-                   f"draw), the best first reaches AdM's mean after a median of {o.median} "
-                   f"trial{'s' if o.median != 1 else ''} (95 % of orderings: {o.ci[0]} to "
-                   f"{o.ci[1]}; {o.good} of the {n} trials reach it).")
     adm = entry.adm
     if adm.diverged:
         caveat += (f" AdM's mean is over its {adm.n} complete runs; "
@@ -405,18 +399,32 @@ def tuning_sentence(entry: BaselineSummary, metric: str, beta_free: bool) -> str
     if k is None:
         return (f"Tuning saved: in all {n} trials, {baseline_name(b)}'s best validation {metric} "
                 f"({fmt(t.best_value)}) never reached AdM's mean of {target}: {qualifier} AdM "
-                f"did better than the whole β search." + caveat)
-    return (f"Tuning saved: {baseline_name(b)}'s best-so-far validation {metric} first reached "
-            f"AdM's mean of {target} at trial {k} of {n}; AdM, {qualifier}, is worth about {k} "
-            f"tuning trial{'s' if k != 1 else ''}." + caveat)
+                f"did better than the whole β search, in any order of the trials." + caveat)
+    o = t.to_match
+    own = f"in this study's own order it took {k} trial{'s' if k != 1 else ''}"
+    if o is None:  # not reachable when k is known; kept for summaries of older versions
+        return (f"Tuning saved: {baseline_name(b)}'s best-so-far validation {metric} first "
+                f"reached AdM's mean of {target} at trial {k} of {n}." + caveat)
+    return (f"Tuning saved: over every random ordering of {baseline_name(b)}'s {n} trials, its "
+            f"best-so-far validation {metric} first reaches AdM's mean of {target} after a median "
+            f"of {o.median} trial{'s' if o.median != 1 else ''} (95 % of orderings: {o.ci[0]} to "
+            f"{o.ci[1]}; {o.good} of the {n} trials reach it), so AdM, {qualifier}, is worth about "
+            f"{o.median} tuning trial{'s' if o.median != 1 else ''}; {own}, which is one draw. "
+            f"Random orderings treat the trials as exchangeable, as random search would; TPE "
+            f"chose each trial from the earlier ones." + caveat)
 
 
-def orderings_text(tuning: Any) -> str:
-    """Trials to match over random orderings of the trials: 'median 3 [1, 9]'."""
-    o = tuning.to_match
-    if o is None:
-        return "never" if tuning.trials and tuning.adm_val_mean is not None else "—"
-    return f"median {o.median} [{o.ci[0]}, {o.ci[1]}]"
+def orderings_text(to_match: Any, trials: int | None, adm_val_mean: float | None) -> str:
+    """Trials to match over random orderings of the trials, median [95 %]: '3 [1, 9]'; 'never'
+    when no trial reached AdM; '—' when there was nothing to match. ``to_match`` is the
+    summary's TrialsToMatch or its dict."""
+    if to_match is None:
+        return "never" if trials and adm_val_mean is not None else "—"
+    if isinstance(to_match, dict):
+        median, ci = to_match["median"], to_match["ci"]
+    else:
+        median, ci = to_match.median, to_match.ci
+    return f"{median} [{ci[0]}, {ci[1]}]"
 
 
 def time_to_target_text(ttt: Any, metric: str) -> str:
