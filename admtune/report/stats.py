@@ -67,6 +67,11 @@ def _no_spread(d: np.ndarray, scale: float) -> bool:
     return d.size < 2 or float(np.ptp(d)) <= RELATIVE_NOISE * scale
 
 
+def _finite_or_nan(x: float) -> float:
+    """A bound beyond the float range (values near 1e308 of both signs) is undefined, not ±inf."""
+    return x if math.isfinite(x) else math.nan
+
+
 def mean_std(x: np.ndarray) -> tuple[float, float]:
     """Mean and sample standard deviation (ddof = 1) of the finite values; NaN where undefined.
 
@@ -77,7 +82,7 @@ def mean_std(x: np.ndarray) -> tuple[float, float]:
     s = _scale(x)
     y = x / s
     mean = float(np.mean(y)) * s
-    std = float(np.std(y, ddof=1)) * s if x.size > 1 else math.nan
+    std = _finite_or_nan(float(np.std(y, ddof=1)) * s) if x.size > 1 else math.nan
     return mean, std
 
 
@@ -101,7 +106,7 @@ def t_interval(x: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, fl
         v = float(np.mean(y)) * s
         return v, v
     ci = sps.ttest_1samp(y, 0.0).confidence_interval(confidence)
-    return float(ci.low) * s, float(ci.high) * s
+    return _finite_or_nan(float(ci.low) * s), _finite_or_nan(float(ci.high) * s)
 
 
 def bootstrap_ci(x: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float]:
@@ -677,7 +682,7 @@ def power_analysis(
     mde_z = minimal_detectable_effect(n, alpha_directional, power)
     if _no_spread(d, 1.0):
         return Power(n, 0.0, _nan(mde_z), 0.0, math.nan, None, None, (None, None))
-    sd = sd_scaled * s
+    sd = _finite_or_nan(sd_scaled * s)
     m_z = (margin / s) / sd_scaled
     tp = tost_power(n, 0.0, m_z, alpha)
     ts = tost_nobs(0.0, m_z, alpha, power)
@@ -698,7 +703,7 @@ def power_analysis(
         needed = [need(z) for z in grid]
         known = [k for k in needed if k is not None]
         rng = (min(known) if known else None, None if None in needed else max(known))
-    return Power(n, sd, _nan(mde_z), _nan(mde_z) * sd, tp, ts, point, rng)
+    return Power(n, sd, _nan(mde_z), _finite_or_nan(_nan(mde_z) * sd), tp, ts, point, rng)
 
 
 def _nan(x: float | None) -> float:
