@@ -730,7 +730,7 @@ def test_property_common_permutation_of_seeds_changes_nothing(params, special_ki
     def close(x, y):
         fx, fy = _floats(x), _floats(y)
         assert len(fx) == len(fy)
-        for u, v in zip(fx, fy):
+        for u, v in zip(fx, fy, strict=True):
             if math.isnan(u):
                 assert math.isnan(v)
             else:

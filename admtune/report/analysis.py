@@ -602,7 +602,7 @@ def summarise(results: StudyResults) -> Summary:
             allow = ("better", "worse", "equivalent")
         pw = stats.power_analysis(c.a, c.b, margin=margin, alpha=alpha,
                                   alpha_directional=alpha_directional, allow=allow,
-                                  effect=c.effect)
+                                  effect=c.effect, seeds_run=len(bd.seeds))
         seeds = pw.seeds if decision.verdict == "inconclusive" else None
         mde = _defined(pw.mde)
         tost_power = _defined(pw.tost_power)

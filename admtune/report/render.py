@@ -161,6 +161,8 @@ def _baseline_context(e: BaselineSummary, summary: Summary, figs: dict[str, Figu
         "tuned_ci": fmt_ci(e.tuned.ci, dec),
         "diff": fmt(e.diff.mean, decimals=dec),
         "diff_ci": fmt_ci(e.diff.ci, dec),
+        "diff_boot": fmt_ci(e.diff.bootstrap_ci, dec) if e.diff.bootstrap_ci[0] is not None
+        else "",
         "pairs": e.diff.n,
         "p": {k: fmt_p(getattr(e, k)) for k in ("p_better", "p_worse", "p_better_holm",
                                                   "p_worse_holm", "p_wilcoxon", "p_tost")},

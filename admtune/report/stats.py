@@ -25,8 +25,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize
-from scipy import special
+from scipy import optimize, special
 from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestPower
@@ -660,6 +659,7 @@ def power_analysis(
     allow: tuple[str, ...] = ("better", "worse", "equivalent"),
     power: float = POWER,
     effect: EffectSize | None = None,
+    seeds_run: int | None = None,
 ) -> Power:
     """Power of the comparison, honestly: no single post-hoc number.
 
@@ -671,7 +671,8 @@ def power_analysis(
     - ``seeds`` / ``seeds_range``: the seeds per arm that the allowed tests (``allow``: the verdict's
       remaining possibilities) need, with the observed d_z taken as true, and over d_z's CI (the
       range's high end None when the CI includes effects no sample size resolves). At least one more
-      seed than were run, since the present sample did not decide it.
+      seed than were run (``seeds_run``, by default the complete pairs), since the present sample
+      did not decide it.
     """
     x, y, s = _scaled_pairs(a, b)
     n = int(x.size)
@@ -692,7 +693,7 @@ def power_analysis(
     def need(z: float) -> int | None:
         k = _seeds_needed(z, m_z, alpha=alpha, alpha_directional=alpha_directional, allow=allow,
                           power=power)
-        return None if k is None else max(int(math.ceil(k)), n + 1)
+        return None if k is None else max(int(math.ceil(k)), max(n, seeds_run or 0) + 1)
 
     point = need(dz)
     lo_z, hi_z = e.d_z_ci

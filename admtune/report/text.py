@@ -228,13 +228,14 @@ def verdict_reason(entry: BaselineSummary, spec: StudySpec, alpha: float, margin
     v, capped, capped_b = entry.verdict, entry.capped_by_divergence, \
         entry.capped_by_baseline_divergence
     ranked = entry.test == TEST_RANKED_NAME
-    test_words = (f" (one-sided Wilcoxon signed-rank over all {entry.test_n} seeds, a diverged "
-                  f"run ranked worst)" if ranked else
-                  " (exact sign test: the differences have no spread)"
+    test_words = (f"; the test is a one-sided Wilcoxon signed-rank over all {entry.test_n} "
+                  f"seeds, a diverged run ranked worst" if ranked else
+                  "; the test is the exact sign test, the differences having no spread"
                   if entry.test == "sign test" else "")
-    diverged = (f"AdM diverged in {_runs(a)} runs, the tuned β in {_runs(t)} "
-                f"(Fisher exact {p_is(entry.p_divergence)}, Holm-adjusted "
-                f"{p_is(entry.p_divergence_holm)})")
+    fisher = (f"Fisher exact {p_is(entry.p_divergence)}, Holm-adjusted "
+              f"{p_is(entry.p_divergence_holm)}")
+    counts = f"{_runs(a)} runs against {_runs(t)}; {fisher}"
+    diverged = f"AdM diverged in {_runs(a)} runs, the tuned β in {_runs(t)} ({fisher})"
     within = entry.p_tost is not None and entry.p_tost < alpha
     if entry.decided_by_divergence:
         word = "beats" if v == "beats" else "loses to"
@@ -280,14 +281,15 @@ def verdict_reason(entry: BaselineSummary, spec: StudySpec, alpha: float, margin
         favour = d.mean is not None and d.mean > 0
         if capped:
             lead = ("The complete pairs favour AdM, but AdM" if favour and d.n else "AdM")
-            text += (f" {lead} diverged more often ({diverged}), so it cannot be a "
+            text += (f" {lead} diverged more often than the tuned β ({counts}), so it cannot be a "
                      f"{'win' if favour else 'win or a match'}.")
         else:
             lead = ("The complete pairs favour the tuned β, but it" if d.n and d.mean is not None
                     and d.mean < 0 else "The tuned β")
-            text += f" {lead} diverged more often ({diverged}), so AdM cannot lose."
+            text += (f" {lead} diverged more often than AdM ({_runs(t)} runs against "
+                     f"{_runs(a)}; {fisher}), so AdM cannot lose.")
     elif (a.diverged or t.diverged) and not entry.decided_by_divergence:
-        text += f" Both arms diverged equally often: {diverged}."
+        text += f" Both arms diverged equally often ({_runs(a)} runs each)."
     if v == "inconclusive":
         pw = entry.power
         if entry.seeds_to_resolve is not None:
