@@ -297,16 +297,72 @@ def check(
     raise typer.Exit(code=check_mod.run_check(summary, expectations, junit, console=console))
 
 
+# Typer ships its own copy of click: its exception classes are reached through typer's own names.
+_CLICK_ERRORS = {c.__name__: c for c in typer.BadParameter.__mro__}
+UsageError = _CLICK_ERRORS["UsageError"]
+
+
+def _usage_sentence(exc: Exception) -> str:
+    """A usage error as one sentence naming the flag and the bad value, with where to read more."""
+    msg = exc.format_message().strip().rstrip(".")
+    param = getattr(exc, "param", None)
+    opts = [o for o in (getattr(param, "opts", None) or []) if o.startswith("--")]
+    raw = _raw_value(opts) if opts else None
+    # typer words a failed conversion as pydantic does ("Input should be a valid integer, …")
+    kind = ("integer" if "valid integer" in msg else "number" if "valid number" in msg
+            else "")
+    if raw is not None and kind:
+        msg = f"{opts[0]} expects {'a whole number' if kind == 'integer' else 'a number'}, not {raw!r}"
+        try:
+            as_float = float(raw)
+            if kind == "integer" and as_float.is_integer():
+                msg += f" (write {int(as_float)})"
+        except ValueError:
+            pass
+    ctx = getattr(exc, "ctx", None)
+    where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+    return msg + where
+
+
+def _raw_value(opts: list[str]) -> str | None:
+    """What the user typed for an option, read back from the command line."""
+    args = sys.argv[1:]
+    for i, a in enumerate(args):
+        for opt in opts:
+            if a == opt and i + 1 < len(args):
+                return args[i + 1]
+            if a.startswith(opt + "="):
+                return a[len(opt) + 1:]
+    return None
+
+
 def main() -> None:
+    code: int = 0
     try:
-        app()
+        rv = app(standalone_mode=False)
+        code = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
+    except UsageError as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `admtune`: typer showed the help
+            code = 2
+        else:
+            err_console.print(f"[bold red]error:[/] {escape(_usage_sentence(exc))}",
+                              highlight=False, soft_wrap=True)
+            code = 2
     except AdmtuneError as exc:  # anything that escaped a command: still one sentence, exit 2
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        sys.exit(exc.exit_code)
+        code = exc.exit_code
+    except (KeyboardInterrupt, typer.Abort):
+        # Ctrl-C before the study's own handler was set (imports, spec parsing) or after it was
+        # removed (the verdict table): a stop like any other, not a death by signal (rc −2)
+        err_console.print("[yellow]interrupted;[/] run the same command to resume")
+        code = 130
     finally:
+        # From here on a further Ctrl-C must not replace the exit code with a signal.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         # Interpreter shutdown garbage-collects torch, dynamo, sympy, pandas … object by object:
         # about 1 s of a 7 s quick study. Frozen objects are left to the OS, which frees them at once.
         gc.freeze()
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -376,3 +376,60 @@ def test_report_of_a_spec_file_uses_the_spec_name_not_the_file_name(project):
     result = invoke("report", "renamed.toml", "--out", str(out), "--no-pdf")
     assert result.exit_code == 0, result.output
     assert json.loads((out / "summary.json").read_text())["study"] == "toy"
+
+
+# ---------------------------------------------------------------------------------------------
+# What main() does around the commands: usage errors and Ctrl-C outside a study's own handler
+
+
+def _main(code: str, *args: str) -> subprocess.CompletedProcess:
+    """Run admtune's real entry point in a fresh interpreter, after ``code`` (a kill point)."""
+    script = (f"import sys\nsys.argv = ['admtune', *{list(args)!r}]\n{code}\n"
+              "from admtune import cli\ncli.main()\n")
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "COLUMNS": "80"}
+    return subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["study", "quick", "--trials", "1e3"], "--trials expects a whole number, not '1e3' (write 1000)"),
+    (["study", "quick", "--seeds=abc"], "--seeds expects a whole number, not 'abc'"),
+    (["study", "quick", "--bogus"], "No such option: --bogus"),
+])
+def test_usage_errors_are_one_sentence(args, words):
+    p = _main("", *args)
+    assert p.returncode == 2
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], p.stderr
+    assert "Usage:" not in p.stderr and "╭" not in p.stderr and "Traceback" not in p.stderr
+
+
+def test_ctrl_c_before_the_study_handler_exits_130_not_by_signal():
+    """A Ctrl-C while the command still imports or parses the spec (no handler of its own yet)."""
+    kill = ("import admtune.api as api\n"
+            "def load_spec(*a, **k):\n    raise KeyboardInterrupt\n"
+            "api.load_spec = load_spec")
+    p = _main(kill, "study", "quick", "--device", "cpu")
+    assert p.returncode == 130, (p.returncode, p.stderr)
+    assert "Traceback" not in p.stderr
+
+
+def test_ctrl_c_while_the_console_script_imports_exits_130():
+    script = ("import builtins, sys\nsys.argv = ['admtune', '--version']\nreal = builtins.__import__\n"
+              "def imp(name, *a, **k):\n"
+              "    if name == 'typer':\n        raise KeyboardInterrupt\n"
+              "    return real(name, *a, **k)\n"
+              "builtins.__import__ = imp\nfrom admtune._entry import main\nmain()\n")
+    p = subprocess.run([sys.executable, "-c", script], env={"PYTHONPATH": str(REPO),
+                       "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 130, (p.returncode, p.stderr)
+    assert "Traceback" not in p.stderr
+
+
+def test_ctrl_c_during_shutdown_keeps_the_exit_code():
+    """A second Ctrl-C while the interpreter shuts down (here: at exit, after main decided the
+    code) must not turn a finished run into a death by SIGINT (rc −2)."""
+    kill = ("import atexit, os, signal, time\n"
+            "atexit.register(lambda: (os.kill(os.getpid(), signal.SIGINT), time.sleep(0.2)))")
+    p = _main(kill, "--version")
+    assert p.returncode == 0, (p.returncode, p.stderr)

@@ -87,6 +87,7 @@ class Engine:
         # finished trials are read from the database once, not at every look at a study.
         self.storage = optuna.storages.get_storage(rdb)
         self._rdb = rdb
+        self._guard = st.FileGuard(self.storage_url)
         self._studies: dict[str, optuna.Study] = {}
         self._plan: list[dict[str, Any]] | None = None
         self.executor = Executor(spec=self.spec, workload=self.workload, device=self.device,
@@ -254,6 +255,7 @@ class Engine:
         else:
             reason = f"{phase}: waiting for earlier stages of other workers"
         self.events.waiting(reason)
+        self._guard.check()
         if self.wait_timeout is not None and time.monotonic() - since > self.wait_timeout:
             raise AdmtuneError(
                 f"gave up after waiting {self.wait_timeout:.0f} s for runs of other workers that "
@@ -304,6 +306,7 @@ class Engine:
             arm = self._arm(baseline, "adm_trial" if adm else "trial", beta, lr)
             seed = records.TUNING_SEED_OFFSET + trial.number
             what = "AdM lr" if adm else f"β={beta:.4f}"
+            self._guard.check()
             self.executor.run(study, trial, arm, seed, prune=True, score="validation",
                               label=f"tune {baseline} #{trial.number} {what}", extra_attrs={"kind": "tune"})
 
@@ -412,6 +415,7 @@ class Engine:
                 continue
             arm = self._arm(run["baseline"], run["arm"], run["beta"], run["lr"])
             ran.add(trial.number)
+            self._guard.check()
             self.executor.run(study, trial, arm, int(run["seed"]), prune=False, score=score,
                               label=f"{phase} {key}", extra_attrs={"kind": phase, "key": key})
         return False

@@ -69,7 +69,12 @@ def check_url(url: str) -> None:
             if not os.access(folder, os.W_OK):
                 raise StorageError(f"storage folder {folder} is not writable")
     elif backend in ("postgresql", "postgres"):
-        driver = parsed.drivername.partition("+")[2] or "psycopg2"  # SQLAlchemy's default
+        driver = parsed.drivername.partition("+")[2]
+        if not driver:
+            if _postgres_driver() is None:
+                raise StorageError(f"storage {masked!r} needs a PostgreSQL driver (psycopg2 or "
+                                   f"psycopg): pip install 'admtune[postgres]'") from None
+            return
         module = {"psycopg2": "psycopg2", "psycopg": "psycopg", "pg8000": "pg8000"}.get(driver, driver)
         try:
             __import__(module)
@@ -78,11 +83,35 @@ def check_url(url: str) -> None:
             raise StorageError(f"storage {masked!r} needs the PostgreSQL driver {module}: {how}") from None
 
 
+def _postgres_driver() -> str | None:
+    """The PostgreSQL driver that is installed: psycopg2 (what ``admtune[postgres]`` installs)
+    first, then psycopg 3; None when neither is."""
+    import importlib.util
+
+    for module in ("psycopg2", "psycopg"):
+        if importlib.util.find_spec(module) is not None:
+            return module
+    return None
+
+
+def engine_url(url: str) -> str:
+    """The URL handed to SQLAlchemy. A bare ``postgresql://`` (or ``postgres://``) names no driver,
+    and SQLAlchemy's default changed under it (psycopg2 up to 2.0, psycopg 3 from 2.1): it gets the
+    driver that is installed, so the URL in the README works with ``admtune[postgres]`` whatever
+    SQLAlchemy version pip picked. Every other URL is passed as it is."""
+    for scheme in ("postgresql://", "postgres://"):
+        if url.startswith(scheme):
+            driver = _postgres_driver()
+            return f"postgresql+{driver}://{url[len(scheme):]}" if driver else url
+    return url
+
+
 def open_storage(url: str, *, heartbeat_interval: int | None = HEARTBEAT_INTERVAL,
                  grace_period: int | None = GRACE_PERIOD) -> optuna.storages.RDBStorage:
     import optuna
 
     check_url(url)
+    _check_not_empty(url)
     kwargs: dict[str, Any] = {}
     if heartbeat_interval:
         kwargs = {"heartbeat_interval": heartbeat_interval,
@@ -97,7 +126,8 @@ def open_storage(url: str, *, heartbeat_interval: int | None = HEARTBEAT_INTERVA
         try:
             with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna's words
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+                storage = optuna.storages.RDBStorage(engine_url(url), engine_kwargs=engine_kwargs,
+                                                     **kwargs)
             if url.startswith("sqlite"):
                 _use_wal(storage)
             return storage
@@ -110,6 +140,69 @@ def open_storage(url: str, *, heartbeat_interval: int | None = HEARTBEAT_INTERVA
                 continue
             raise StorageError(f"cannot open storage {mask(url)!r}: {reason}") from None
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+EMPTY_FILE_GRACE_S = 30.0  # a 0-byte SQLite file younger than this is one being created now
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The database file of a SQLite URL; None for other storages and in-memory SQLite."""
+    if not url.startswith("sqlite"):
+        return None
+    from sqlalchemy.engine import make_url
+
+    db = make_url(url).database
+    return Path(db) if db and db != ":memory:" else None
+
+
+def _check_not_empty(url: str) -> None:
+    """A SQLite file of 0 bytes that is not being created right now is not a new study: it is
+    what a crash, a full disk or a bad copy leaves. SQLite would silently make a new study in it."""
+    path = sqlite_path(url)
+    if path is None or not path.is_file():
+        return
+    info = path.stat()
+    if info.st_size == 0 and time.time() - info.st_mtime > EMPTY_FILE_GRACE_S:
+        raise StorageError(
+            f"storage file {path} is empty (0 bytes), so it holds no study: it was truncated or "
+            f"copied while being written; restore it from a copy, or delete it to start a new study"
+        )
+
+
+class FileGuard:
+    """Notices a SQLite file deleted, replaced or truncated under a running study.
+
+    SQLite keeps writing to a deleted file through the open connection, and a truncated one is
+    read as a new, empty study, so neither fails by itself: the runs would silently go nowhere,
+    or start again from scratch. The file's identity and size are taken when the study opens and
+    compared before every run; SQLite never makes its main file smaller (no VACUUM here)."""
+
+    def __init__(self, url: str) -> None:
+        self.path = sqlite_path(url)
+        self._id: tuple[int, int] | None = None
+        self._size = 0
+        if self.path is not None and self.path.is_file():
+            info = self.path.stat()
+            self._id, self._size = (info.st_dev, info.st_ino), info.st_size
+
+    def check(self) -> None:
+        if self.path is None or self._id is None:
+            return
+        kept = ("the runs that ended before are in the file as it was; restore it from a copy to "
+                "resume, or start afresh with another --out")
+        try:
+            info = self.path.stat()
+        except FileNotFoundError:
+            raise StorageError(f"storage file {self.path} was deleted while the study ran: "
+                               f"stopped so that no run is lost with it; {kept}") from None
+        if (info.st_dev, info.st_ino) != self._id:
+            raise StorageError(f"storage file {self.path} was replaced by another file while the "
+                               f"study ran: stopped; {kept}")
+        if info.st_size < self._size:
+            raise StorageError(f"storage file {self.path} shrank from {self._size} to "
+                               f"{info.st_size} bytes while the study ran (truncated): stopped; "
+                               f"{kept}")
+        self._size = info.st_size
 
 
 SQLITE_LOCK_WAIT_S = 60.0   # how long a local worker waits for another's write to end
