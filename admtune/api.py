@@ -214,6 +214,12 @@ def _run_here(spec: StudySpec, *, storage: str | None, out: str | Path | None, d
         try:
             complete = engine.run()
             results = engine.results()
+            reported = complete and report and engine.writes_report and engine.claim_report()
+            if reported:
+                engine.events.phase("report", 1, 0)
+                write_report(results, out_dir, pdf=pdf)
+                engine.report_written()
+                engine.events.phase("report", 1, 1)
         except BaseException:
             # A study that stops on an error still leaves runs.csv, with every failure's reason.
             with contextlib.suppress(Exception):
@@ -221,12 +227,7 @@ def _run_here(spec: StudySpec, *, storage: str | None, out: str | Path | None, d
             raise
         finally:
             engine.close()
-        reported = complete and report and engine.writes_report
-        if reported:
-            engine.events.phase("report", 1, 0)
-            write_report(results, out_dir, pdf=pdf)
-            engine.events.phase("report", 1, 1)
-        elif report and not complete:
+        if report and not complete:
             write_runs_csv(results, out_dir)
     return Outcome(complete=complete, results=results, out_dir=out_dir,
                    storage_url=engine.storage_url, reported=reported)

@@ -371,3 +371,32 @@ def test_the_python_api_runs_local_workers(tmp_path, monkeypatch):
     frame = out.results.frame()
     assert frame.worker.nunique() == 2  # both processes ran some of it
     assert (frame.arm == "trial").sum() == 2 * 3 and (tmp_path / "summary.json").is_file()
+
+
+def _meta_attr(url: str, name: str, key: str, value) -> None:
+    storage = st.open_storage(url, heartbeat_interval=None)
+    sid = storage.get_study_id_from_name(st.meta_name(name))
+    storage.set_study_user_attr(sid, key, value)
+    storage.engine.dispose()
+
+
+def test_a_worker_joining_a_finished_study_leaves_the_report_to_the_one_writing_it(tmp_path):
+    """Issue 19: a worker that joined a finished study while the worker that ended its last run
+    was still writing the report wrote it a second time. The writer's claim is in the storage."""
+    import time as _time
+
+    s = toy_spec(trials=2, seeds=2)
+    out = tmp_path / "o"
+    first = run(s, out, report=True, pdf=False)
+    assert first.complete and first.reported
+    url = st.default_url(out)
+    # another worker (another host:pid) began writing it a moment ago and has not finished
+    _meta_attr(url, s.name, "report_writing", {"worker": "elsewhere:1", "at": _time.time()})
+    joined = run(s, out, report=True, pdf=False)
+    assert joined.complete and not joined.reported
+    # it finished: a later resume rewrites the report as usual
+    _meta_attr(url, s.name, "report_written", {"worker": "elsewhere:1", "at": _time.time()})
+    assert run(s, out, report=True, pdf=False).reported
+    # a claim left by a worker that died while writing does not block the report for ever
+    _meta_attr(url, s.name, "report_writing", {"worker": "dead:2", "at": _time.time() - 3600})
+    assert run(s, out, report=True, pdf=False).reported

@@ -107,3 +107,53 @@ def test_study_db_deleted_or_truncated_mid_study_stops_with_one_sentence(tmp_pat
     assert "Traceback" not in err
     words = "was deleted while the study ran" if how == "deleted" else "shrank from"
     assert words in err and "restore it from a copy" in err
+
+
+def _dump(db: str) -> str:
+    """Every value of every table of a PostgreSQL database, as text."""
+    conn = psycopg2.connect(**{**ADMIN, "dbname": db})
+    try:
+        cur = conn.cursor()
+        cur.execute("select tablename from pg_tables where schemaname = 'public'")
+        out = []
+        for (table,) in cur.fetchall():
+            cur.execute(f'select * from "{table}"')
+            out += [repr(row) for row in cur.fetchall()]
+        return "\n".join(out)
+    finally:
+        conn.close()
+
+
+@pytest.mark.postgres
+def test_storage_credentials_appear_in_no_output_file_and_not_in_the_storage(tmp_path):
+    """A password in the URL, as user:pass and as query parameters, is in no line printed, no file
+    written (report.html, the PDF's bytes, summary.json, runs.csv) and no row of the storage."""
+    db = f"admtune_cred_{uuid.uuid4().hex[:8]}"
+    try:
+        admin(f"create database {db}")
+    except psycopg2.Error as exc:
+        pytest.skip(f"PostgreSQL on 127.0.0.1:5432 cannot create databases here: {exc}")
+    try:
+        (tmp_path / "studies").mkdir()
+        (tmp_path / "studies" / "toy.toml").write_text(TOY)
+        secrets = ("Pw9userpass", "Pw9query", "Pw9sslkey")
+        url = (f"postgresql://postgres:{secrets[0]}@127.0.0.1:5432/{db}"
+               f"?password={secrets[1]}&sslpassword={secrets[2]}")
+        cmd = [sys.executable, "-m", "admtune.cli", "study", "toy", "--device", "cpu",
+               "--storage", url, "--out", str(tmp_path / "out")]
+        env = {"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
+        p = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, p.stderr
+        files = sorted((tmp_path / "out").rglob("*"))
+        assert {"report.html", "report.pdf", "summary.json", "runs.csv"} <= {f.name for f in files}
+        assert "***" in (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+        dump = _dump(db)
+        assert "admtune study toy" in dump  # the stored command is there, masked
+        for secret in secrets:
+            assert secret not in p.stdout and secret not in p.stderr
+            for f in files:
+                if f.is_file():
+                    assert secret.encode() not in f.read_bytes(), f
+            assert secret not in dump
+    finally:
+        admin(f"drop database if exists {db} with (force)")

@@ -42,7 +42,7 @@ from ..workloads.base import Workload
 from . import records
 from . import storage as st
 from .context import Arm
-from .environment import describe_device, versions
+from .environment import WORKER_ID, describe_device, versions
 from .events import Events, StopFlag
 from .execute import Executor
 from .pruning import HistoryPruner
@@ -52,6 +52,7 @@ from .spec import GROWABLE, StudySpec, budget, diff, without_budget
 POLL_S = 0.5                  # how often an idle worker looks for work finished elsewhere
 WAIT_TIMEOUT_S = 3600.0       # an idle worker gives up after this long without progress elsewhere
 RETRY = "retry"               # a stage's answer: an earlier stage has work again
+REPORT_CLAIM_S = 600.0        # a report begun longer ago than this by a silent worker: it died
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 
@@ -162,6 +163,30 @@ class Engine:
         self.storage.set_study_user_attr(study_id, "budget_changes", changes)
         self.storage.set_study_user_attr(study_id, "spec", json.dumps(new, sort_keys=True))
         self.events.waiting("budget grown: " + ", ".join(f"{k} {before[k]} → {after[k]}" for k in grown))
+
+    def claim_report(self) -> bool:
+        """Before writing the report of a complete study: False when another worker began writing
+        it less than :data:`REPORT_CLAIM_S` ago and has not said it finished (this worker joined
+        the finished study while the worker that ended its last run was writing: two writes of one
+        report are wasted work). Otherwise this worker's claim is recorded and it writes."""
+        sid = self.storage.get_study_id_from_name(st.meta_name(self.name))
+        attrs = self.storage.get_study_user_attrs(sid)
+        writing, written = attrs.get("report_writing"), attrs.get("report_written")
+        now = time.time()
+        if (isinstance(writing, dict) and writing.get("worker") != WORKER_ID
+                and now - float(writing.get("at", 0)) < REPORT_CLAIM_S
+                and not (isinstance(written, dict)
+                         and float(written.get("at", 0)) >= float(writing.get("at", 0)))):
+            self.events.waiting(f"report: worker {writing.get('worker')} is writing it")
+            return False
+        self.storage.set_study_user_attr(sid, "report_writing", {"worker": WORKER_ID, "at": now})
+        return True
+
+    def report_written(self) -> None:
+        """Say that this worker's report is written (a later joiner may write it again)."""
+        sid = self.storage.get_study_id_from_name(st.meta_name(self.name))
+        self.storage.set_study_user_attr(sid, "report_written",
+                                         {"worker": WORKER_ID, "at": time.time()})
 
     def _meta_attrs(self, meta_name: str) -> dict[str, Any] | None:
         """The meta study's attributes, waiting while another worker is still writing them; None
