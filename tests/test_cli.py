@@ -260,7 +260,7 @@ def test_a_missing_postgres_driver_is_a_one_line_hint(project, monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_psycopg2)
     text = one_sentence_error(
         invoke("study", "toy", "--storage", "postgresql://u:pw@127.0.0.1/test"),
-        "driver psycopg2", "pip install 'admtune[postgres]'")
+        "a PostgreSQL driver (psycopg2 or psycopg)", "pip install 'admtune[postgres]'")
     assert "pw@" not in text
     monkeypatch.setattr(builtins, "__import__", real_import)
     one_sentence_error(invoke("study", "toy", "--storage", "postgresql+pg8000://u:pw@127.0.0.1/t"),

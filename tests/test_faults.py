@@ -4,6 +4,7 @@ study."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -157,3 +158,111 @@ def test_storage_credentials_appear_in_no_output_file_and_not_in_the_storage(tmp
             assert secret not in dump
     finally:
         admin(f"drop database if exists {db} with (force)")
+
+
+def _toy_project(tmp_path):
+    (tmp_path / "studies").mkdir(exist_ok=True)
+    (tmp_path / "studies" / "toy.toml").write_text(TOY)
+
+
+def _cli(tmp_path, *args, timeout=180):
+    env = {"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
+    return subprocess.run([sys.executable, "-m", "admtune.cli", *args], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _one_sentence(p, *words):
+    assert p.returncode == 2, (p.returncode, p.stderr)
+    assert "Traceback" not in p.stderr
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert lines and lines[-1].startswith("error: "), p.stderr
+    for w in words:
+        assert w in p.stderr, p.stderr
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_a_damaged_study_db_is_one_sentence_for_study_and_report(tmp_path, damage):
+    _toy_project(tmp_path)
+    out = tmp_path / "reports" / "toy"
+    if damage == "garbage":
+        out.mkdir(parents=True)
+        (out / "study.db").write_bytes(os.urandom(64 * 1024))
+    else:
+        assert _cli(tmp_path, "study", "toy", "--device", "cpu", "--no-pdf").returncode == 0
+        data = (out / "study.db").read_bytes()
+        (out / "study.db").write_bytes(data[: len(data) // 2])
+    before = (out / "study.db").read_bytes()
+    _one_sentence(_cli(tmp_path, "study", "toy", "--device", "cpu", "--no-pdf"), "storage")
+    _one_sentence(_cli(tmp_path, "report", "toy", "--no-pdf"), "storage")
+    assert (out / "study.db").read_bytes() == before  # never "repaired" into a new study
+
+
+def _start_toy(tmp_path, *extra):
+    cmd = [sys.executable, "-m", "admtune.cli", "study", "toy", "--device", "cpu", "--no-pdf",
+           "--set", "workload.sleep=0.05", *extra]
+    env = {"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
+    return subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _wait_trials(db, n, p):
+    deadline = time.time() + 120
+    while _sqlite_trials(db) < n and time.time() < deadline and p.poll() is None:
+        time.sleep(0.1)
+    assert _sqlite_trials(db) >= n, "the study never started"
+
+
+def test_the_sqlite_file_made_immutable_mid_study_then_resumed(tmp_path):
+    """chattr +i: no process, root included, may write it any more."""
+    _toy_project(tmp_path)
+    db = tmp_path / "reports" / "toy" / "study.db"
+    p = _start_toy(tmp_path)
+    _wait_trials(db, 2, p)
+    # the write-ahead log too: with WAL, commits go there and the main file waits for a checkpoint
+    files = [str(f) for f in (db, db.with_name("study.db-wal")) if f.exists()]
+    if subprocess.run(["chattr", "+i", *files], capture_output=True).returncode != 0:
+        p.kill()
+        pytest.skip("chattr +i is not available on this filesystem")
+    try:
+        _, err = p.communicate(timeout=120)
+        p.stderr = err
+        _one_sentence(p, "storage")
+    finally:
+        subprocess.run(["chattr", "-i", *files], check=True)
+    resumed = _cli(tmp_path, "study", "toy", "--device", "cpu", "--no-pdf",
+                   "--set", "workload.sleep=0.05")
+    assert resumed.returncode == 0, resumed.stderr
+    assert (db.parent / "summary.json").is_file()
+
+
+def test_the_disk_full_mid_study_then_freed_and_resumed(tmp_path):
+    """The study's folder on a small tmpfs (admtune wants 64 MiB free to start), filled up while
+    it runs."""
+    _toy_project(tmp_path)
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=72m", "tmpfs", str(mnt)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        out = mnt / "toy"
+        p = _start_toy(tmp_path, "--out", str(out))
+        _wait_trials(out / "study.db", 2, p)
+        filler = mnt / "filler"
+        with open(filler, "wb") as f:  # fill every byte that is left
+            try:
+                while True:
+                    f.write(b"\0" * (1 << 20))
+                    f.flush()
+            except OSError:
+                pass
+        _, err = p.communicate(timeout=120)
+        p.stderr = err
+        _one_sentence(p, "full")
+        filler.unlink()
+        resumed = _cli(tmp_path, "study", "toy", "--device", "cpu", "--no-pdf", "--out", str(out),
+                       "--set", "workload.sleep=0.05")
+        assert resumed.returncode == 0, resumed.stderr
+        assert (out / "summary.json").is_file()
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)

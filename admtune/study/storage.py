@@ -86,11 +86,12 @@ def check_url(url: str) -> None:
 def _postgres_driver() -> str | None:
     """The PostgreSQL driver that is installed: psycopg2 (what ``admtune[postgres]`` installs)
     first, then psycopg 3; None when neither is."""
-    import importlib.util
-
     for module in ("psycopg2", "psycopg"):
-        if importlib.util.find_spec(module) is not None:
-            return module
+        try:
+            __import__(module)
+        except ImportError:
+            continue
+        return module
     return None
 
 
