@@ -76,6 +76,26 @@ def prepare_engine(spec: StudySpec, *, storage: str | None = None, out: str | Pa
     disk, storage) and return ``(engine, out_dir)``."""
     from .devices import resolve_device
     from .study.engine import Engine
+
+    workload = _check_inputs(spec, storage)
+    dev = resolve_device(device)
+    created = _missing_folders(out, spec.name)  # what _out_folder makes
+    out_dir = _out_folder(out, spec.name)
+    url = storage or st.default_url(out_dir)
+    try:
+        engine = Engine(spec=spec, storage_url=url, device=dev, workload=workload, command=command,
+                        events=events or Events(), stop=stop or StopFlag(),
+                        heartbeat_interval=heartbeat_interval, grace_period=grace_period,
+                        wait_timeout=wait_timeout)
+    except AdmtuneError:
+        _remove_empty(created)  # a storage that cannot be opened leaves no folder behind
+        raise
+    return engine, out_dir
+
+
+def _check_inputs(spec: StudySpec, storage: str | None):
+    """The workload, once its options, the spec's metric and direction and ``storage`` are
+    checked: what is refused before the out folder is made."""
     from .workloads import get_workload
 
     workload = get_workload(spec.workload, spec.workload_options)
@@ -89,24 +109,9 @@ def prepare_engine(spec: StudySpec, *, storage: str | None = None, out: str | Pa
             f"direction must be {workload.metrics[spec.metric]!r} for metric {spec.metric!r}, "
             f"got {spec.direction!r}"
         )
-    dev = resolve_device(device)
     if storage is not None:
-        st.check_url(storage)  # a bad --storage is refused before the out folder is made
-    wanted = out_path(out, spec.name).absolute()
-    created = [p for p in (wanted, *wanted.parents) if not p.exists()]  # what _out_folder makes
-    out_dir = _out_folder(out, spec.name)
-    url = storage or st.default_url(out_dir)
-    try:
-        engine = Engine(spec=spec, storage_url=url, device=dev, workload=workload, command=command,
-                        events=events or Events(), stop=stop or StopFlag(),
-                        heartbeat_interval=heartbeat_interval, grace_period=grace_period,
-                        wait_timeout=wait_timeout)
-    except AdmtuneError:
-        for folder in created:  # a storage that cannot be opened leaves no folder behind
-            with contextlib.suppress(OSError):
-                folder.rmdir()
-        raise
-    return engine, out_dir
+        st.check_url(storage)
+    return workload
 
 
 def out_path(out: str | Path | None, name: str) -> Path:
@@ -114,8 +119,22 @@ def out_path(out: str | Path | None, name: str) -> Path:
     return Path(out) if out is not None else Path("reports") / name
 
 
+def _missing_folders(out: str | Path | None, name: str) -> list[Path]:
+    """The out folder and its parents that do not exist yet, deepest first."""
+    wanted = out_path(out, name).absolute()
+    return [p for p in (wanted, *wanted.parents) if not p.exists()]
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
 def _out_folder(out: str | Path | None, name: str) -> Path:
     out_dir = out_path(out, name)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise AdmtuneError(f"the out folder {out_dir} is a file, not a folder: give --out a folder")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -150,11 +169,13 @@ def run_study(spec: StudySpec, *, workers: int = 1, storage: str | None = None,
         from . import _workers
 
         devices, threads = _workers.plan_devices(device, workers)
+        _check_inputs(spec, storage)  # bad input starts no worker and makes no out folder
         device = devices[0]
         if device == "cpu":
             os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
             if "torch" in sys.modules:
                 sys.modules["torch"].set_num_threads(threads)
+        created = _missing_folders(out, spec.name)
         out_dir = _out_folder(out, spec.name)
         job = {"spec": spec.to_data(), "source": spec.source, "out": str(out_dir),
                "storage": storage or st.default_url(out_dir), "command": command, "pdf": pdf,
@@ -171,9 +192,11 @@ def run_study(spec: StudySpec, *, workers: int = 1, storage: str | None = None,
             # The other workers may still be running: stop requests keep reaching them meanwhile.
             if group is not None:
                 outcome.failed_workers = group.wait()
-        except BaseException:
+        except BaseException as exc:
             if group is not None:
                 group.stop()
+                if isinstance(exc, AdmtuneError):  # e.g. a storage that cannot be opened
+                    _remove_empty(created)
             raise
     return outcome
 

@@ -128,8 +128,11 @@ def _run_study_paused(name: str, trials: int | None, seeds: int | None, storage:
                       device: str, out: Path | None, sets: list[str] | None, pdf: bool,
                       quiet: bool, workers: int, wait_timeout: float):
     from . import api
+    from .errors import SpecError
     from .util import mask
 
+    if not wait_timeout >= 0:  # NaN too: an idle worker would wait for ever
+        raise SpecError(f"--wait-timeout must be a number of seconds ≥ 0 (0: no limit), got {wait_timeout}")
     s = api.load_spec(name, sets or [], trials=trials, seeds=seeds)
     stop = api.StopFlag()
 

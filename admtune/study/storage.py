@@ -81,6 +81,14 @@ def check_url(url: str) -> None:
         except ImportError:
             how = "pip install 'admtune[postgres]'" if module == "psycopg2" else f"pip install {module}"
             raise StorageError(f"storage {masked!r} needs the PostgreSQL driver {module}: {how}") from None
+    else:
+        from sqlalchemy.dialects import registry
+
+        try:
+            registry.load(backend)
+        except Exception:
+            raise StorageError(f"storage {masked!r} has an unknown database scheme {backend!r} "
+                               "(e.g. sqlite:///study.db or postgresql://user@host/db)") from None
 
 
 def _postgres_driver() -> str | None:
