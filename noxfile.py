@@ -52,6 +52,21 @@ def workers(session: nox.Session) -> None:
 
 
 @nox.session
+def soak(session: nox.Session) -> None:
+    """Worker RSS and open file descriptors over a long multi-worker study (do they leak?)."""
+    install(session)
+    session.run("python", "-m", "admtune.bench.soak", *session.posargs)
+
+
+@nox.session
+def chaos(session: nox.Session) -> None:
+    """The chaos tests with more cycles than CI runs (ADMTUNE_CHAOS_CYCLES, default here 40)."""
+    install(session)
+    session.env.setdefault("ADMTUNE_CHAOS_CYCLES", "40")
+    session.run("python", "-m", "pytest", "tests/test_chaos.py", "-q", "-s", "-k", "random")
+
+
+@nox.session
 def pruning(session: nox.Session) -> None:
     """Re-run the pruned tuning trials of finished studies to completion: what pruning cost.
     Pass out folders (``nox -s pruning -- reports/examples/mlp reports/quick``); extra options
