@@ -271,8 +271,14 @@ def rebuild_report(name_or_spec: str | StudySpec, *, out: str | Path | None = No
     if storage is None and not (out_dir / "study.db").is_file():
         what = name_or_spec if isinstance(name_or_spec, str) else name
         raise StorageError(f"no stored study at {out_dir / 'study.db'}; run `admtune study {what}` first")
+    if storage is not None:
+        st.require_stored(url)
     with _storage_errors(url):
-        results = load_results(st.open_storage(url, heartbeat_interval=None), name)
+        opened = st.open_storage(url, heartbeat_interval=None)
+        try:
+            results = load_results(opened, name)
+        finally:
+            st.close_storage(opened)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_report(results, out_dir, pdf=pdf)
     return out_dir
@@ -301,6 +307,14 @@ def write_runs_csv(results: StudyResults, out_dir: str | Path) -> Path:
     return path
 
 
+def _raised_in_journal(exc: BaseException) -> bool:
+    """Whether ``exc`` came from Optuna reading a journal file (not from some other code)."""
+    import traceback
+
+    return any(Path(f.filename).parts[-2:] == ("journal", "_file.py")
+               for f in traceback.extract_tb(exc.__traceback__))
+
+
 @contextlib.contextmanager
 def _storage_errors(url: str) -> Iterator[None]:
     """A storage or disk failure mid-study becomes one sentence (what is stored stays resumable).
@@ -324,7 +338,32 @@ def _storage_errors(url: str) -> Iterator[None]:
         if exc.errno == errno.ENOSPC:
             raise AdmtuneError(f"no space left on the device while writing {exc.filename or 'results'};"
                                " free space and run the same command to resume") from None
+        journal = st.journal_path(url)
+        if journal is not None and exc.filename and str(exc.filename).startswith(str(journal)):
+            # A journal file (or its lock file beside it) that went away or became unwritable.
+            raise StorageError(f"the storage {url!r} failed: {exc.strerror or exc} ({exc.filename}); "
+                               "every run that ended before is kept: run the same command to "
+                               "resume once it works again") from None
         raise
+    except ValueError as exc:
+        if st.journal_path(url) is None or not _raised_in_journal(exc):
+            raise
+        # Optuna reads a line that is not JSON as the end of the journal until a later line follows.
+        raise StorageError(f"the journal {url!r} holds a line that is not valid JSON ({exc}): a "
+                           "write was cut short (a crash, a full disk); every line before it is "
+                           "intact: repair the file (see README, Scale out) and run the same "
+                           "command to resume") from None
+    except Exception as exc:
+        if not type(exc).__module__.startswith("grpc"):
+            raise
+        # The storage proxy went away or failed (grpc.RpcError: UNAVAILABLE, INTERNAL, …).
+        code = getattr(exc, "code", lambda: None)()
+        what = getattr(code, "name", "error")
+        detail = str(getattr(exc, "details", lambda: "")() or "").splitlines()[:1]
+        raise StorageError(f"the storage proxy {mask(url)!r} failed ({what}"
+                           f"{': ' + detail[0][:200] if detail else ''}); every run that ended "
+                           "before is kept: run the same command to resume once it answers "
+                           "again") from None
 
 
 __all__ = ["Events", "Interrupted", "Outcome", "StopFlag", "StudySpec", "check_device", "list_studies",

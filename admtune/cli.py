@@ -49,7 +49,7 @@ def _root(
 # --- shared options ----------------------------------------------------------------------------
 TrialsOpt = Annotated[int | None, typer.Option("--trials", help="Optuna trials per baseline (total, across resumes and workers).")]
 SeedsOpt = Annotated[int | None, typer.Option("--seeds", help="Fresh evaluation seeds per arm.")]
-StorageOpt = Annotated[str | None, typer.Option("--storage", help="Optuna storage URL (default: sqlite:///<out>/study.db).")]
+StorageOpt = Annotated[str | None, typer.Option("--storage", help="Optuna storage URL: sqlite:///…, postgresql://…, journal:///shared/study.log (a file on a shared filesystem), grpc://HOST:PORT (admtune storage-proxy); default: sqlite:///<out>/study.db.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto | cpu | cuda | cuda:N.")]
 OutOpt = Annotated[Path | None, typer.Option("--out", help="Out folder (default: reports/NAME).")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a spec key by dotted path, e.g. --set train.epochs=1 (repeatable).")]
@@ -237,6 +237,26 @@ def report(
                           "report is written, its verdicts are interim (exit code 3)",
                           highlight=False, soft_wrap=True)
         raise typer.Exit(code=3)
+
+
+@app.command("storage-proxy")
+def storage_proxy(
+    storage: Annotated[str, typer.Option("--storage", help="The database to serve: sqlite:///… or postgresql://….")],
+    host: Annotated[str, typer.Option("--host", help="Address to listen on (0.0.0.0: every interface; the proxy has no authentication).")] = "localhost",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 13000,
+) -> None:
+    """Serve a study's database to many workers over gRPC (Optuna's storage proxy): one process
+    holds the database connections; workers use --storage grpc://HOST:PORT."""
+    from .study import storage as st
+    from .util import mask
+
+    try:
+        st.serve_proxy(storage, host=host, port=port, on_ready=lambda: console.print(
+            f"storage proxy for {mask(storage)} on {host}:{port}; workers: --storage "
+            f"grpc://{host if host not in ('0.0.0.0', '::') else 'THIS-HOST'}:{port} (Ctrl-C stops)",
+            highlight=False, soft_wrap=True))
+    except AdmtuneError as exc:
+        _fail(exc)
 
 
 @app.command("list")

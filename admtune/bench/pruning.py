@@ -102,14 +102,10 @@ class Report:
 
 # --- reading the study --------------------------------------------------------------------------
 def storage_url(out: Path, storage: str | None) -> str:
-    """The storage's URL; a missing SQLite file is an error (opening it would create an empty one)."""
+    """The storage's URL; a missing SQLite or journal file is an error (opening it would create an
+    empty one)."""
     url = storage or st.default_url(out)
-    if url.startswith("sqlite"):
-        from sqlalchemy.engine import make_url
-
-        db = make_url(url).database
-        if db and db != ":memory:" and not Path(db).is_file():
-            raise StorageError(f"no stored study at {db}")
+    st.require_stored(url)
     return url
 
 
@@ -210,7 +206,7 @@ def analyse(out: Path, storage: str | None = None, name: str | None = None, devi
         selection = _trials(rdb, st.select_name(name))
         check_finished(rdb, spec, name, tuning, selection)
     finally:
-        rdb.engine.dispose()
+        st.close_storage(rdb)
 
     dev = resolve_device(device)
     workload = get_workload(spec.workload, spec.workload_options)

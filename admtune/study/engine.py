@@ -81,13 +81,14 @@ class Engine:
 
     def __post_init__(self) -> None:
         self.name = self.spec.name
-        rdb = st.open_storage(
+        opened = st.open_storage(
             self.storage_url, heartbeat_interval=self.heartbeat_interval, grace_period=self.grace_period
         )
         # One caching wrapper for the whole process (Optuna's own, as load_study(url) would make):
-        # finished trials are read from the database once, not at every look at a study.
-        self.storage = optuna.storages.get_storage(rdb)
-        self._rdb = rdb
+        # finished trials are read from the database once, not at every look at a study. A journal
+        # keeps every trial in memory and the gRPC client caches finished ones: neither gets one.
+        self.storage = optuna.storages.get_storage(opened)
+        self._opened = opened
         self._guard = st.FileGuard(self.storage_url)
         self._studies: dict[str, optuna.Study] = {}
         self._plan: list[dict[str, Any]] | None = None
@@ -469,7 +470,7 @@ class Engine:
 
     def close(self) -> None:
         """Close the storage's connections (SQLite folds its write-ahead log back into the file)."""
-        self._rdb.engine.dispose()
+        st.close_storage(self._opened)
 
 
 __all__ = ["Engine"]

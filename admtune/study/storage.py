@@ -1,5 +1,6 @@
 """The Optuna storage of a study: checking its URL, opening it safely (SQLite for several local
-workers), and the layout of an admtune study in it. Reading runs back is ``records``' job.
+workers; a journal file or a storage proxy for a cluster, see ``backends``), and the layout of an
+admtune study in it. Reading runs back is ``records``' job.
 
 Layout of one admtune study NAME inside an Optuna storage (Optuna's own CLI lists them):
 
@@ -50,8 +51,90 @@ def default_url(out_dir: Path) -> str:
     return f"sqlite:///{Path(out_dir).resolve() / 'study.db'}"
 
 
+JOURNAL = "journal://"
+GRPC = "grpc://"
+JOURNAL_LOCKS = ("symlink", "open")
+GRPC_CONNECT_S = 30.0   # how long a worker waits for the storage proxy to answer when it starts
+
+
+def journal_path(url: str) -> Path | None:
+    """The file of a journal URL: ``journal:///abs/study.log`` or ``journal://rel/study.log``
+    (relative to the current folder); None for other storages."""
+    if not url.startswith(JOURNAL):
+        return None
+    path = url[len(JOURNAL):].partition("?")[0]
+    return Path(path) if path else None
+
+
+def _journal_lock(url: str) -> str:
+    from urllib.parse import parse_qs
+
+    query = parse_qs(url.partition("?")[2], keep_blank_values=True)
+    unknown = sorted(set(query) - {"lock"})
+    if unknown:
+        raise StorageError(f"storage {url!r}: unknown option {unknown[0]!r} (a journal URL takes "
+                           f"only ?lock=symlink or ?lock=open)")
+    lock = query.get("lock", ["symlink"])[-1]
+    if lock not in JOURNAL_LOCKS:
+        raise StorageError(f"storage {url!r}: lock must be symlink (NFSv2 and later, the default) "
+                           f"or open (NFSv3 and later), not {lock!r}")
+    return lock
+
+
+def _grpc_address(url: str) -> tuple[str, int]:
+    from urllib.parse import urlsplit
+
+    masked = mask(url)
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host, port = None, None
+    if not host or port is None or parts.path not in ("", "/") or parts.query:
+        raise StorageError(f"storage {masked!r} is not a storage proxy address (write grpc://HOST:PORT, "
+                           f"e.g. grpc://login1:13000)")
+    return host, port
+
+
+def _check_journal(url: str) -> None:
+    path = journal_path(url) if url.startswith(JOURNAL) else None
+    if path is None:
+        raise StorageError(f"storage {url!r} names no journal file (write journal:///shared/study.log "
+                           f"for an absolute path, journal://study.log for a relative one)")
+    _journal_lock(url)
+    if path.is_dir():
+        raise StorageError(f"storage {url!r} names a folder, not a journal file")
+    folder = path.absolute().parent
+    if not folder.is_dir():
+        raise StorageError(f"storage folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):  # the lock file is made beside the journal
+        raise StorageError(f"storage folder {folder} is not writable")
+    if path.is_file():
+        try:
+            with open(path, "rb") as f:
+                head = f.read(16)
+        except OSError as exc:
+            raise StorageError(f"storage file {path} cannot be read: {exc.strerror}") from None
+        if head and not head.startswith(b"{"):
+            what = " (it is a SQLite database: use sqlite:///…)" if head.startswith(b"SQLite") else ""
+            raise StorageError(f"storage file {path} is not an Optuna journal{what}")
+
+
+def _check_grpc(url: str) -> None:
+    import importlib.util
+
+    _grpc_address(url)
+    if any(importlib.util.find_spec(m) is None for m in ("grpc", "google.protobuf")):
+        raise StorageError(f"storage {mask(url)!r} needs grpcio and protobuf: pip install 'admtune[grpc]'")
+
+
 def check_url(url: str) -> None:
-    """Fail early, in one sentence, on a URL that cannot work (scheme, driver, sqlite folder)."""
+    """Fail early, in one sentence, on a URL that cannot work (scheme, driver, sqlite folder,
+    journal file, storage proxy address)."""
+    if url.startswith("journal:"):
+        return _check_journal(url)
+    if url.startswith("grpc:"):
+        return _check_grpc(url)
     masked = mask(url)
     try:
         from sqlalchemy.engine import make_url
@@ -116,11 +199,17 @@ def engine_url(url: str) -> str:
 
 
 def open_storage(url: str, *, heartbeat_interval: int | None = HEARTBEAT_INTERVAL,
-                 grace_period: int | None = GRACE_PERIOD) -> optuna.storages.RDBStorage:
+                 grace_period: int | None = GRACE_PERIOD) -> optuna.storages.BaseStorage:
+    """The storage ``url`` names: an RDBStorage (SQLite, PostgreSQL, any SQLAlchemy URL), a
+    journal file (``journal://PATH``) or a client of a storage proxy (``grpc://HOST:PORT``); the
+    last two with admtune's heartbeats (``admtune.study.backends``). Close it with
+    :func:`close_storage`."""
     import optuna
 
     check_url(url)
     _check_not_empty(url)
+    if url.startswith(JOURNAL) or url.startswith(GRPC):
+        return _open_cluster_storage(url, heartbeat_interval, grace_period)
     kwargs: dict[str, Any] = {}
     if heartbeat_interval:
         kwargs = {"heartbeat_interval": heartbeat_interval,
@@ -151,7 +240,96 @@ def open_storage(url: str, *, heartbeat_interval: int | None = HEARTBEAT_INTERVA
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-EMPTY_FILE_GRACE_S = 30.0  # a 0-byte SQLite file younger than this is one being created now
+def _open_cluster_storage(url: str, heartbeat_interval: int | None,
+                          grace_period: int | None) -> optuna.storages.BaseStorage:
+    with warnings.catch_warnings():  # the gRPC proxy is "experimental" in Optuna's words
+        warnings.simplefilter("ignore")
+        from . import backends
+    hb: dict[str, Any] = {"heartbeat_interval": heartbeat_interval or None,
+                          "grace_period": grace_period or 3 * (heartbeat_interval or 0) or None}
+    path = journal_path(url)
+    if path is not None:
+        try:
+            return backends.JournalFile(str(path), lock=_journal_lock(url), **hb)
+        except OSError as exc:
+            raise StorageError(f"cannot open storage {url!r}: {exc.strerror or exc}") from None
+        except ValueError as exc:  # a line that is not JSON
+            raise StorageError(f"cannot open storage {url!r}: {str(exc)[:200]} (a line that is not "
+                               f"valid JSON: not an Optuna journal, or a write cut short by a crash "
+                               f"or a full disk; see README, Scale out)") from None
+    host, port = _grpc_address(url)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        proxy = backends.GrpcProxy(host, port, **hb)
+    try:
+        proxy.wait_server_ready(timeout=GRPC_CONNECT_S)
+    except ConnectionError:
+        proxy.close()
+        raise StorageError(f"no storage proxy answers at {host}:{port} after {GRPC_CONNECT_S:.0f} s "
+                           f"(start it with `admtune storage-proxy --storage URL --port {port}` on "
+                           f"{host})") from None
+    return proxy
+
+
+def serve_proxy(url: str, *, host: str = "localhost", port: int = 13000,
+                on_ready: Any = None) -> None:
+    """Serve the database ``url`` to workers over gRPC (Optuna's storage proxy) until stopped:
+    one process holds the database connections, the workers use ``grpc://HOST:PORT``."""
+    if url.startswith(JOURNAL) or url.startswith(GRPC):
+        raise StorageError("the storage proxy serves a database (sqlite:///… or postgresql://…); "
+                           "Optuna does not support a journal behind it, and workers can share a "
+                           "journal file directly")
+    _check_grpc(f"grpc://{host}:{port}")
+    from .backends import ServedCache  # Optuna's cache, less a race of the server's threads
+
+    storage = ServedCache(open_storage(url, heartbeat_interval=None))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from optuna.storages._grpc.server import make_server
+
+            server = make_server(storage, host, port)
+            server.start()
+    except RuntimeError as exc:  # the port is taken, or the host is not this machine's
+        close_storage(storage)
+        raise StorageError(f"cannot serve the storage proxy on {host}:{port}: "
+                           f"{str(exc).splitlines()[0][:200]}") from None
+    try:
+        if on_ready is not None:
+            on_ready()
+        server.wait_for_termination()
+    finally:
+        server.stop(grace=None)
+        close_storage(storage)
+
+
+def close_storage(storage: Any) -> None:
+    """Close a storage's connections: RDB's pool (SQLite folds its write-ahead log back into the
+    file), the gRPC channel; a journal file holds none."""
+    inner = getattr(storage, "_backend", None)
+    if inner is not None and hasattr(inner, "engine"):  # Optuna's caching wrapper of an RDBStorage
+        storage = inner
+    if hasattr(storage, "engine"):
+        storage.engine.dispose()
+    elif hasattr(storage, "_channel"):
+        storage.close()
+
+
+def storage_file(url: str) -> Path | None:
+    """The file of a SQLite or journal URL; None for a server (PostgreSQL, gRPC) and in-memory
+    SQLite."""
+    return journal_path(url) if url.startswith(JOURNAL) else sqlite_path(url)
+
+
+def require_stored(url: str) -> None:
+    """A study is to be read from ``url``: a SQLite or journal file that is not there is an error
+    (opening it would create an empty one)."""
+    path = storage_file(url)
+    if path is not None and not path.is_file():
+        raise StorageError(f"no stored study at {path}")
+
+
+EMPTY_FILE_GRACE_S = 30.0  # a 0-byte storage file younger than this is one being created now
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -165,9 +343,10 @@ def sqlite_path(url: str) -> Path | None:
 
 
 def _check_not_empty(url: str) -> None:
-    """A SQLite file of 0 bytes that is not being created right now is not a new study: it is
-    what a crash, a full disk or a bad copy leaves. SQLite would silently make a new study in it."""
-    path = sqlite_path(url)
+    """A SQLite or journal file of 0 bytes that is not being created right now is not a new study:
+    it is what a crash, a full disk or a bad copy leaves. Optuna would silently make a new study
+    in it."""
+    path = storage_file(url)
     if path is None or not path.is_file():
         return
     info = path.stat()
@@ -179,15 +358,17 @@ def _check_not_empty(url: str) -> None:
 
 
 class FileGuard:
-    """Notices a SQLite file deleted, replaced or truncated under a running study.
+    """Notices a SQLite or journal file deleted, replaced or truncated under a running study.
 
     SQLite keeps writing to a deleted file through the open connection, and a truncated one is
     read as a new, empty study, so neither fails by itself: the runs would silently go nowhere,
-    or start again from scratch. The file's identity and size are taken when the study opens and
-    compared before every run; SQLite never makes its main file smaller (no VACUUM here)."""
+    or start again from scratch (a journal whose file is replaced would be read from the old
+    file's offsets). The file's identity and size are taken when the study opens and compared
+    before every run; SQLite never makes its main file smaller (no VACUUM here), and a journal
+    is only ever appended to."""
 
     def __init__(self, url: str) -> None:
-        self.path = sqlite_path(url)
+        self.path = storage_file(url)
         self._id: tuple[int, int] | None = None
         self._size = 0
         if self.path is not None and self.path.is_file():
@@ -287,6 +468,8 @@ def fail_stale_trials(study: optuna.Study, grace_period: float) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
+    if _judges_silence(study._storage):
+        return  # a journal or proxy: its heartbeat check also covers trials that never beat
     cutoff = datetime.now() - timedelta(seconds=grace_period)  # Optuna stamps starts in local time
     silent = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
               if t.datetime_start is not None and t.datetime_start < cutoff]
@@ -301,6 +484,13 @@ def fail_stale_trials(study: optuna.Study, grace_period: float) -> None:
         # and does not count towards the retries of a run that crashes.
         with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):  # failed elsewhere
             storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
+
+
+def _judges_silence(storage: Any) -> bool:
+    import sys
+
+    backends = sys.modules.get(__package__ + ".backends")
+    return backends is not None and isinstance(storage, backends.AttrHeartbeat)
 
 
 def _trials_with_heartbeats(storage: Any, trial_ids: list[int]) -> set[int]:
