@@ -284,6 +284,13 @@ def rebuild_report(name_or_spec: str | StudySpec, *, out: str | Path | None = No
     return out_dir
 
 
+def serve_storage_proxy(storage: str, *, host: str = "localhost", port: int = 13000,
+                        on_ready: Any = None) -> None:
+    """Serve ``storage`` (SQLite or PostgreSQL) to workers over gRPC until interrupted; workers
+    then use ``--storage grpc://HOST:PORT``. See admtune.study.storage.serve_proxy."""
+    st.serve_proxy(storage, host=host, port=port, on_ready=on_ready)
+
+
 def _study_name(name_or_spec: str | StudySpec) -> str:
     if isinstance(name_or_spec, StudySpec):
         return name_or_spec.name
@@ -367,5 +374,6 @@ def _storage_errors(url: str) -> Iterator[None]:
 
 
 __all__ = ["Events", "Interrupted", "Outcome", "StopFlag", "StudySpec", "check_device", "list_studies",
+           "serve_storage_proxy",
            "load_spec",
            "prepare_engine", "rebuild_report", "run_study", "write_report", "write_runs_csv"]

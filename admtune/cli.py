@@ -247,11 +247,11 @@ def storage_proxy(
 ) -> None:
     """Serve a study's database to many workers over gRPC (Optuna's storage proxy): one process
     holds the database connections; workers use --storage grpc://HOST:PORT."""
-    from .study import storage as st
+    from . import api
     from .util import mask
 
     try:
-        st.serve_proxy(storage, host=host, port=port, on_ready=lambda: console.print(
+        api.serve_storage_proxy(storage, host=host, port=port, on_ready=lambda: console.print(
             f"storage proxy for {mask(storage)} on {host}:{port}; workers: --storage "
             f"grpc://{host if host not in ('0.0.0.0', '::') else 'THIS-HOST'}:{port} (Ctrl-C stops)",
             highlight=False, soft_wrap=True))
