@@ -182,7 +182,8 @@ def _baseline_context(e: BaselineSummary, summary: Summary, figs: dict[str, Figu
         "win_n": win.n if win else 0,
         "mde": fmt(pw.mde, 2) if pw else "—",
         "mde_z": fmt(pw.mde_z, 3) if pw else "—",
-        "tost_power": f"{pw.tost_power:.0%}" if pw and pw.tost_power is not None else "—",
+        "tost_power": f"{round(100 * pw.tost_power)} %" if pw and pw.tost_power is not None
+        else "—",
         "tost_seeds": str(pw.tost_seeds) if pw and pw.tost_seeds is not None else "—",
         "seeds_range": seeds_range_text(pw.seeds_range) if pw else "—",
         "power_note": power_note(e, summary.margin),

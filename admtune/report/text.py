@@ -326,10 +326,10 @@ def power_note(entry: BaselineSummary, margin: float) -> str:
     if pw is None or not pw.underpowered:
         return ""
     parts = []
-    if pw.tost_power is not None:
+    if pw.tost_power is not None and pw.tost_power < 0.8:
         need = (f"; about {pw.tost_seeds} would give 80 %" if pw.tost_seeds is not None else "")
         parts.append(f"even if the two arms were identical, {pw.n} seeds show equivalence within "
-                     f"±δ = ±{fmt(margin)} with only {pw.tost_power:.0%} power{need}")
+                     f"±δ = ±{fmt(margin)} with only {round(100 * pw.tost_power)} % power{need}")
     if pw.mde is not None and pw.mde > margin:
         parts.append(f"the smallest difference it detects with 80 % power, {fmt(pw.mde, 2)}, is "
                      f"larger than δ")
