@@ -91,6 +91,7 @@ def verdict_table(summary: dict[str, Any]) -> Table:
         fmt_ci,
         fmt_p,
         incomplete_text,
+        metric_decimals,
         orderings_text,
     )
 
@@ -116,13 +117,16 @@ def verdict_table(summary: dict[str, Any]) -> Table:
     for b, e in (summary.get("baselines") or {}).items():
         v = e.get("verdict", "inconclusive")
         tuning = e.get("tuning") or {}
+        # one precision per baseline, as in the report: two significant digits of its spread
+        dec = metric_decimals([(e.get(a) or {}).get("std") for a in ("adm", "tuned", "default")],
+                              tuple((e["diff"].get("ci") or [None, None])[:2]))
         table.add_row(
             f"{adm_name(b)} vs {baseline_name(b)}",
             f"[{VERDICT_STYLES.get(v, 'bold')}]{v}[/]",
-            fmt(e["adm"]["mean"]),
+            fmt(e["adm"]["mean"], decimals=dec),
             fmt(e["tuned"].get("beta"), 4),
-            fmt(e["tuned"]["mean"]),
-            f"{fmt(e['diff']['mean'])} {fmt_ci(e['diff']['ci'])}",
+            fmt(e["tuned"]["mean"], decimals=dec),
+            f"{fmt(e['diff']['mean'], decimals=dec)} {fmt_ci(e['diff']['ci'], dec)}",
             f"{fmt_p(e.get('p_better_holm'))} / {fmt_p(e.get('p_worse_holm'))}",
             fmt_p(e.get("p_tost")),
             f"{e['adm']['diverged']} / {e['tuned']['diverged']}",
