@@ -149,6 +149,25 @@ def test_random_kills_of_three_workers_then_a_clean_resume_is_exact(tmp_path, ba
     print(f"\nchaos {backend}: {dict(hits)} in {CYCLES} cycles; clean resume {resume_s:.1f} s")
 
 
+def _in_tell(after_commit: bool) -> str:
+    """A patch that SIGKILLs the worker inside Optuna's tell of its third run, just before or just
+    after the storage commits the trial's end."""
+    commit = "    out = _real(self, trial_id, state, values)\n"
+    return (
+        "import optuna, os, signal\n"
+        "_real = optuna.storages.RDBStorage.set_trial_state_values\n"
+        "_seen = [0]\n"
+        "def _tell(self, trial_id, state, values=None):\n"
+        + (commit if after_commit else "")
+        + "    _seen[0] += 1\n"
+        "    if _seen[0] == 3:\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+        + ("" if after_commit else commit)
+        + "    return out\n"
+        "optuna.storages.RDBStorage.set_trial_state_values = _tell\n"
+    )
+
+
 # (where, what the patched worker does): SIGKILL itself at a known instant of a run's end
 KILL_POINTS = {
     "while its attributes are written": """
@@ -163,29 +182,8 @@ def _attr(self, trial_id, key, value):
     return _real(self, trial_id, key, value)
 optuna.storages.RDBStorage.set_trial_user_attr = _attr
 """,
-    "in tell, before the commit": """
-import optuna, os, signal
-_real = optuna.storages.RDBStorage.set_trial_state_values
-_seen = [0]
-def _tell(self, trial_id, state, values=None):
-    _seen[0] += 1
-    if _seen[0] == 3:
-        os.kill(os.getpid(), signal.SIGKILL)
-    return _real(self, trial_id, state, values)
-optuna.storages.RDBStorage.set_trial_state_values = _tell
-""",
-    "in tell, after the commit": """
-import optuna, os, signal
-_real = optuna.storages.RDBStorage.set_trial_state_values
-_seen = [0]
-def _tell(self, trial_id, state, values=None):
-    out = _real(self, trial_id, state, values)
-    _seen[0] += 1
-    if _seen[0] == 3:
-        os.kill(os.getpid(), signal.SIGKILL)
-    return out
-optuna.storages.RDBStorage.set_trial_state_values = _tell
-""",
+    "in tell, before the commit": _in_tell(after_commit=False),
+    "in tell, after the commit": _in_tell(after_commit=True),
 }
 
 

@@ -369,8 +369,6 @@ def time_to_target(bd: BaselineData, direction: str) -> TimeToTarget | None:
 
     def reach(run: Run) -> float | None:
         c = run.val_curve
-        if not is_complete(run) and not is_diverged(run):
-            return None  # excluded: failed or pruned, not a fair "never"
         if not c or not c.get("step") or len(c["step"]) != len(c.get("value") or []):
             return None
         steps = np.asarray(c["step"], dtype=float)

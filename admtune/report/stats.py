@@ -22,13 +22,15 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import optimize, special
 from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestPower
+
+from admtune.report.summary import TEST_NONE, TEST_RANKED, TEST_SIGN, TEST_T
 
 CONFIDENCE = 0.95
 N_RESAMPLES = 9999
@@ -245,13 +247,8 @@ class Directional:
 
     p_better: float
     p_worse: float
-    test: str      # "paired t" | "sign test" | "wilcoxon, diverged worst" | "none"
+    test: str      # TEST_T | TEST_SIGN | TEST_RANKED | TEST_NONE (admtune.report.summary)
     n: int         # pairs the test used
-
-
-TEST_T = "paired t"
-TEST_SIGN = "sign test"
-TEST_RANKED = "wilcoxon, diverged worst"
 
 
 def sign_test(d: np.ndarray) -> tuple[float, float]:
@@ -303,12 +300,12 @@ def directional(a: np.ndarray, b: np.ndarray) -> Directional:
     if has_diverged_pair(a, b):
         d = paired_differences_ranked(a, b)
         if d.size < 2:
-            return Directional(math.nan, math.nan, "none", int(d.size))
+            return Directional(math.nan, math.nan, TEST_NONE, int(d.size))
         return Directional(_wilcoxon_p(d, "greater"), _wilcoxon_p(d, "less"), TEST_RANKED,
                            int(d.size))
     x, y, _ = _scaled_pairs(a, b)
     if x.size < 2:
-        return Directional(math.nan, math.nan, "none", int(x.size))
+        return Directional(math.nan, math.nan, TEST_NONE, int(x.size))
     d = x - y
     if _no_spread(d, 1.0):
         # all differences equal: zero, or one sign on every pair
@@ -462,7 +459,7 @@ def effect_size(a: np.ndarray, b: np.ndarray, confidence: float = CONFIDENCE) ->
     n = int(x.size)
     d = x - y
     if n < 2 or _no_spread(d, 1.0):
-        return replace_n(NAN_EFFECT, n)
+        return replace(NAN_EFFECT, n=n)
     dz = float(np.mean(d) / np.std(d, ddof=1))
     j = hedges_j(n - 1)  # NaN at n = 2: g_z needs two degrees of freedom, d_z does not
     try:
@@ -471,10 +468,6 @@ def effect_size(a: np.ndarray, b: np.ndarray, confidence: float = CONFIDENCE) ->
     except (ValueError, RuntimeError):  # extreme t: the root cannot be bracketed in floats
         ci = (math.nan, math.nan)
     return EffectSize(dz, j * dz, ci, (j * ci[0], j * ci[1]), n)
-
-
-def replace_n(e: EffectSize, n: int) -> EffectSize:
-    return EffectSize(e.d_z, e.g_z, e.d_z_ci, e.g_z_ci, n)
 
 
 @dataclass(frozen=True)
@@ -699,8 +692,7 @@ def power_analysis(
     lo_z, hi_z = e.d_z_ci
     rng: tuple[int | None, int | None] = (None, None)
     if math.isfinite(lo_z) and math.isfinite(hi_z):
-        grid = [lo_z, dz, hi_z] + ([0.0] if lo_z < 0 < hi_z else [])
-        grid += list(np.linspace(lo_z, hi_z, 41))
+        grid = [dz, *np.linspace(lo_z, hi_z, 41)] + ([0.0] if lo_z < 0 < hi_z else [])
         needed = [need(z) for z in grid]
         known = [k for k in needed if k is not None]
         rng = (min(known) if known else None, None if None in needed else max(known))

@@ -19,6 +19,12 @@ from admtune.util import json_safe
 
 Interval = tuple[float | None, float | None]
 
+# What gave p(better) / p(worse) (admtune.report.stats.directional): the values of ``test``
+TEST_T = "paired t"
+TEST_SIGN = "sign test"
+TEST_RANKED = "wilcoxon, diverged worst"
+TEST_NONE = "none"
+
 
 @dataclass(frozen=True)
 class ArmStats:

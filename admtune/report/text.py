@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from admtune import families
+from admtune.report.summary import TEST_NONE, TEST_RANKED, TEST_SIGN, TEST_T
 
 if TYPE_CHECKING:
     from admtune.report.summary import BaselineSummary
@@ -143,10 +144,10 @@ def seeds_range_text(rng: Any) -> str:
     return f"{rng[0]} to {rng[1]}" if rng[1] is not None else f"at least {rng[0]}"
 
 
-TEST_NAMES = {"paired t": "one-sided paired t",
-              "sign test": "exact sign test (no spread)",
-              "wilcoxon, diverged worst": "one-sided Wilcoxon, diverged worst",
-              "none": "none (too few pairs)"}
+TEST_NAMES = {TEST_T: "one-sided paired t",
+              TEST_SIGN: "exact sign test (no spread)",
+              TEST_RANKED: "one-sided Wilcoxon, diverged worst",
+              TEST_NONE: "none (too few pairs)"}
 
 
 def test_name(test: str) -> str:
@@ -227,11 +228,11 @@ def verdict_reason(entry: BaselineSummary, spec: StudySpec, alpha: float, margin
                  f"tuned-β runs)")
     v, capped, capped_b = entry.verdict, entry.capped_by_divergence, \
         entry.capped_by_baseline_divergence
-    ranked = entry.test == TEST_RANKED_NAME
+    ranked = entry.test == TEST_RANKED
     test_words = (f"; the test is a one-sided Wilcoxon signed-rank over all {entry.test_n} "
                   f"seeds, a diverged run ranked worst" if ranked else
                   "; the test is the exact sign test, the differences having no spread"
-                  if entry.test == "sign test" else "")
+                  if entry.test == TEST_SIGN else "")
     fisher = (f"Fisher exact {p_is(entry.p_divergence)}, Holm-adjusted "
               f"{p_is(entry.p_divergence_holm)}")
     counts = f"{_runs(a)} runs against {_runs(t)}; {fisher}"
@@ -315,9 +316,6 @@ def verdict_reason(entry: BaselineSummary, spec: StudySpec, alpha: float, margin
     if d.n == 1:
         text += " Only 1 complete pair: the tests need at least two."
     return text + warmup_sentence(entry, spec, dec)
-
-
-TEST_RANKED_NAME = "wilcoxon, diverged worst"
 
 
 def power_note(entry: BaselineSummary, margin: float) -> str:

@@ -144,9 +144,9 @@ def check_url(url: str) -> None:
         raise StorageError(f"storage {masked!r} is not a database URL (e.g. sqlite:///study.db)") from None
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        db = parsed.database
-        if db and db != ":memory:":
-            folder = Path(db).resolve().parent
+        db = sqlite_path(url)
+        if db is not None:
+            folder = db.resolve().parent
             if not folder.is_dir():
                 raise StorageError(f"storage folder {folder} does not exist")
             if not os.access(folder, os.W_OK):
