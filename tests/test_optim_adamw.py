@@ -36,7 +36,7 @@ def test_matches_spec_reference(granularity, foreach, reduce_mode, pieces):  # n
         {"params": ps[3:], "lr": 0.02, "weight_decay": 0.1, "betas": (0.8, 0.99)},
     ]
     opt = AdMAdamW(groups, granularity=granularity, foreach=foreach)
-    opt._reduce_mode = reduce_mode
+    knobs = dict(_reduce_mode=reduce_mode, **pieces)
     rp = [p.detach().clone() for p in ps]
     ref = RefAdMAdamW([
         ref_groups(rp[:3], granularity, lr=0.01),
@@ -54,7 +54,7 @@ def test_matches_spec_reference(granularity, foreach, reduce_mode, pieces):  # n
             grp["lr"] = rgrp["lr"] = base * lrs[t]
         for p, g in zip(ps, gs, strict=True):
             p.grad = g
-        opt.step()
+        opt.step(**knobs)
         want = ref.step([gs[:3], gs[3:]])
         for p, q in zip(ps, rp, strict=True):
             torch.testing.assert_close(p.detach(), q, rtol=1e-9, atol=1e-12)
@@ -83,7 +83,7 @@ def test_oracle3_forced_beta_max_is_torch_adamw(granularity, foreach, pieces):  
         ]
 
     adm = AdMAdamW(groups(net), lam=0.0, granularity=granularity, foreach=foreach)
-    adm._force_beta = 0.9  # = β_max of both groups
+    knobs = dict(_force_beta=0.9, **pieces)  # = β_max of both groups
     ref = torch.optim.AdamW(groups(net2))
     scheds = [torch.optim.lr_scheduler.StepLR(o, step_size=3, gamma=0.5) for o in (adm, ref)]
     x, y = torch.randn(64, 6), torch.randn(64, 3)
@@ -91,7 +91,7 @@ def test_oracle3_forced_beta_max_is_torch_adamw(granularity, foreach, pieces):  
         for m, o in ((net, adm), (net2, ref)):
             o.zero_grad()
             torch.nn.functional.mse_loss(m(x), y).backward()
-            o.step()
+            o.step(**(knobs if o is adm else {}))
         for s in scheds:
             s.step()
         for p, q in zip(net.parameters(), net2.parameters(), strict=True):
@@ -223,7 +223,7 @@ def test_oracle5_step_never_reads_tensor_values(granularity, foreach, reduce_mod
     ps = make_params(torch.float32)
     opt = AdMAdamW([{"params": ps[:2]}, {"params": ps[2:], "weight_decay": 0.1}], lr=1e-2,
                    granularity=granularity, foreach=foreach)
-    opt._reduce_mode = reduce_mode
+    knobs = dict(_reduce_mode=reduce_mode, **pieces)
     sched = torch.optim.lr_scheduler.StepLR(opt, 2, 0.5)
     for t, gs in enumerate(grad_seq(5, torch.float32)):
         if t in (0, 3):
@@ -231,7 +231,7 @@ def test_oracle5_step_never_reads_tensor_values(granularity, foreach, reduce_mod
         for p, g in zip(ps, gs, strict=True):
             p.grad = g
         with no_host_sync():
-            opt.step()
+            opt.step(**knobs)
         sched.step()
         assert all(isinstance(b, torch.Tensor) and b.device == ps[0].device
                    for b in opt.last_betas)

@@ -10,7 +10,7 @@ import math
 import pytest
 import torch
 
-import admtune.optim.sgd as sgd_mod
+import admtune.optim._foreach as fe_mod
 from admtune.optim import AdMSGD
 from tests.test_optim_reference import RefAdMSGD
 
@@ -34,15 +34,16 @@ def grad_seq(steps, dtype=torch.float64, seed=1, shapes=SHAPES):
 def pieces(request, monkeypatch):
     """Also run with tiny pieces (chunked tensors, shared buckets, per-piece sums), and with
     the strategy used on accelerators (multi-tensor reductions, big ordered buckets, fast
-    one-coefficient paths), here with small buckets so that tensors are chunked too."""
+    one-coefficient paths), here with small buckets so that tensors are chunked too. Returns
+    the private step arguments that select it (the single-tensor path ignores all of this)."""
     if request.param == "tiny-pieces":
-        monkeypatch.setattr(sgd_mod, "CPU_CHUNK", 64)
-        monkeypatch.setattr(sgd_mod, "SGD_CPU_CHUNK", 64)
-        monkeypatch.setattr(sgd_mod, "CPU_SMALL", 16)
+        monkeypatch.setattr(fe_mod, "CPU_CHUNK", 64)
+        monkeypatch.setattr(fe_mod, "SGD_CPU_CHUNK", 64)
+        monkeypatch.setattr(fe_mod, "CPU_SMALL", 16)
     elif request.param == "accelerator-strategy":
-        monkeypatch.setattr(sgd_mod, "_accelerator", lambda device: True)
-        monkeypatch.setattr(sgd_mod, "DEVICE_BUCKET", 100)
-    return request.param
+        monkeypatch.setattr(fe_mod, "DEVICE_BUCKET", 100)
+        return {"_strategy": "accelerator"}
+    return {}
 
 
 @contextlib.contextmanager
@@ -78,7 +79,7 @@ def test_matches_spec_reference(granularity, foreach, reduce_mode, pieces):
         {"params": ps[3:], "lr": 0.05, "weight_decay": 0.01},
     ]
     opt = AdMSGD(groups, lr=0.1, granularity=granularity, foreach=foreach)
-    opt._reduce_mode = reduce_mode
+    knobs = dict(_reduce_mode=reduce_mode, **pieces)
     ref_params = [p.detach().clone() for p in ps]
     ref = RefAdMSGD([
         dict(params=ref_params[:3], lr=0.1, weight_decay=0.0, lam=0.1, beta_max=0.9,
@@ -94,7 +95,7 @@ def test_matches_spec_reference(granularity, foreach, reduce_mode, pieces):
             grp["lr"] = rgrp["lr"] = base * lrs[t]
         for p, g in zip(ps, gs, strict=True):
             p.grad = g
-        opt.step()
+        opt.step(**knobs)
         want = ref.step([gs[:3], gs[3:]])
         for p, q in zip(ps, ref_params, strict=True):
             torch.testing.assert_close(p.detach(), q, rtol=1e-10, atol=1e-12)
@@ -124,7 +125,7 @@ def test_oracle3_forced_beta_is_torch_sgd(granularity, foreach, pieces):
         ]
 
     adm = AdMSGD(groups(net), lr=0.1, lam=0.0, granularity=granularity, foreach=foreach)
-    adm._force_beta = beta
+    knobs = dict(_force_beta=beta, **pieces)
     ref = torch.optim.SGD(groups(net2), lr=0.1, momentum=beta, dampening=beta)
     scheds = [torch.optim.lr_scheduler.StepLR(o, step_size=3, gamma=0.5) for o in (adm, ref)]
     x, y = torch.randn(64, 6), torch.randn(64, 3)
@@ -132,7 +133,7 @@ def test_oracle3_forced_beta_is_torch_sgd(granularity, foreach, pieces):
         for m, o in ((net, adm), (net2, ref)):
             o.zero_grad()
             torch.nn.functional.mse_loss(m(x), y).backward()
-            o.step()
+            o.step(**(knobs if o is adm else {}))
         for s in scheds:
             s.step()
         for p, q in zip(net.parameters(), net2.parameters(), strict=True):
@@ -291,7 +292,7 @@ def test_oracle5_step_never_reads_tensor_values(granularity, foreach, reduce_mod
     ps = make_params(torch.float32)
     opt = AdMSGD([{"params": ps[:2]}, {"params": ps[2:], "weight_decay": 1e-2}], lr=0.1,
                  granularity=granularity, foreach=foreach)
-    opt._reduce_mode = reduce_mode
+    knobs = dict(_reduce_mode=reduce_mode, **pieces)
     sched = torch.optim.lr_scheduler.StepLR(opt, 2, 0.5)
     for t, gs in enumerate(grad_seq(5, torch.float32)):
         if t == 3:
@@ -299,7 +300,7 @@ def test_oracle5_step_never_reads_tensor_values(granularity, foreach, reduce_mod
         for p, g in zip(ps, gs, strict=True):
             p.grad = g
         with no_host_sync():
-            opt.step()
+            opt.step(**knobs)
         sched.step()
         assert all(isinstance(b, torch.Tensor) and b.device == ps[0].device
                    for b in opt.last_betas)
@@ -421,7 +422,7 @@ def test_closure_and_deepcopy():
     loss = opt.step(closure)
     assert float(loss.detach()) > 0  # the closure's loss is returned
     clone = copy.deepcopy(opt)
-    assert clone.last_betas == [] and clone._force_beta is None
+    assert clone.last_betas == []
     clone_w = clone.param_groups[0]["params"][0]
     clone_w.grad = w.grad.clone()
     clone.step()

@@ -47,6 +47,15 @@ evaluated, so that ``global`` granularity is a plain sum of per-tensor numerator
 :math:`\beta = 0` (the step is then exactly ``g`` whatever β is). NaN inputs propagate (a
 diverging run stays visibly diverged). The cap :math:`\beta_{\max} < 1` is a safeguard on top of
 the model's own clip to :math:`[0, 1]`; pass ``beta_max=1`` to get the model's exact maximiser.
+
+**What each function is.** *Scalar kernels* (elementwise on reduced sums, 0-d or per-tensor
+vectors; used by every path): :func:`lr_ratio`, :func:`clip_beta`, :func:`sgd_num_den`,
+:func:`sgd_beta`, :func:`sgd_coeffs`, :func:`adamw_bc2`, :func:`adamw_precond_coeffs`,
+:func:`adamw_num_den`, :func:`adamw_beta`. *Whole-tensor reference forms* (direct products over
+one tensor: the single-tensor paths ``foreach=False`` and the tests use them; the multi-tensor
+paths compute the same quantities piece by piece from dot products or sums of squares):
+:func:`sgd_sums`, :func:`adamw_precond`, :func:`adamw_metric`, :func:`adamw_sums`,
+:func:`adamw_direction`.
 """
 
 from __future__ import annotations
@@ -58,17 +67,20 @@ from torch import Tensor
 
 __all__ = [
     "acc_dtype",
+    "adamw_bc2",
     "adamw_beta",
     "adamw_direction",
     "adamw_metric",
     "adamw_num_den",
     "adamw_precond",
+    "adamw_precond_coeffs",
     "adamw_sums",
     "clip_beta",
     "lr_ratio",
     "sgd_beta",
     "sgd_coeffs",
     "sgd_num_den",
+    "sgd_sums",
 ]
 
 Scalar = Tensor | float
@@ -114,6 +126,15 @@ def clip_beta(num: Tensor, den: Tensor, beta_max: Scalar) -> Tensor:
 # ---------------------------------------------------------------------------------------------
 # AdM-SGD
 # ---------------------------------------------------------------------------------------------
+
+
+def sgd_sums(g: Tensor, d: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    r"""Reference reduction of one tensor: :math:`(\lVert g\rVert^2,\ g^\top d,\
+    \lVert d-g\rVert^2)`, accumulated in :func:`acc_dtype` (the last one computed directly)."""
+    acc = acc_dtype(g.dtype)
+    g, d = g.reshape(-1).to(acc), d.reshape(-1).to(acc)
+    u = d - g
+    return g @ g, g @ d, u @ u
 
 
 def sgd_num_den(gg: Tensor, gd: Tensor, uu: Tensor, r: Scalar, lam: float) -> tuple[Tensor, Tensor]:
@@ -170,6 +191,21 @@ def sgd_coeffs(beta: Tensor, lam: float) -> tuple[Tensor, Tensor]:
 # ---------------------------------------------------------------------------------------------
 
 
+def adamw_bc2(step: int, beta2: float) -> float:
+    r""":math:`\sqrt{1-\beta_2^t}` (a host float): the second moment's bias correction."""
+    return math.sqrt(1.0 - beta2**step)
+
+
+def adamw_precond_coeffs(
+    beta_prod: Tensor, bc2: Scalar, beta_max: float, eps: float
+) -> tuple[Tensor, Tensor]:
+    r"""``(c1, c2)`` with :math:`P_t = c_1\sqrt{v_t} + c_2`: :math:`c_1 = (1-\beta_{\max}B)/
+    \sqrt{1-\beta_2^t}`, :math:`c_2 = (1-\beta_{\max}B)\,\epsilon` (``bc2`` from
+    :func:`adamw_bc2`; elementwise in B, so one call serves a vector of tensors)."""
+    s = 1.0 - beta_max * beta_prod  # the first-moment bias correction 1 - β_max B
+    return s / bc2, s * eps
+
+
 def adamw_precond(
     v: Tensor, step: int, beta_prod: Scalar, beta_max: float, beta2: float, eps: float
 ) -> Tensor:
@@ -190,7 +226,10 @@ def adamw_sums(
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     r"""Reference reduction (whole tensors, direct products):
     :math:`(S_{gd}, S_{dd}, S_{gx}, D) = (\sum g d/P,\ \sum d^2/P,\ \sum g x,\ \sum (d-g)^2 m)`.
-    The optimizers compute the same sums chunk-wise from sums of squares."""
+    Accumulated in :func:`acc_dtype`; the multi-tensor paths compute the same sums piece by
+    piece."""
+    acc = acc_dtype(g.dtype)
+    g, d, x, P = (t.to(acc) for t in (g, d, x, P))
     m = adamw_metric(P, lam)
     return (g * d / P).sum(), (d * d / P).sum(), (g * x).sum(), ((d - g) ** 2 * m).sum()
 
