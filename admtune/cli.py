@@ -282,6 +282,9 @@ def list_() -> None:
 def bench(
     device: DeviceOpt = "cpu",
     repeats: Annotated[int, typer.Option("--repeats", help="Timed steps per optimizer.")] = 30,
+    protocol: Annotated[str, typer.Option(
+        "--protocol", help="interleaved (one step of each in turn) or blocks.")] = "interleaved",
+    rounds: Annotated[int, typer.Option("--rounds", help="Whole measurements; medians reported.")] = 1,
 ) -> None:
     """Time AdMSGD / AdMAdamW against torch's SGD / AdamW on a ResNet-18 parameter set."""
     from . import api
@@ -291,7 +294,13 @@ def bench(
         api.check_device(device)
     except AdmtuneError as exc:
         _fail(exc)
-    raise typer.Exit(code=bench_mod.main(["--device", device, "--repeats", str(repeats)]) or 0)
+    if protocol not in bench_mod.PROTOCOLS:
+        _fail(AdmtuneError(f"--protocol must be one of {', '.join(bench_mod.PROTOCOLS)}, "
+                           f"got {protocol!r}"))
+    if repeats < 1 or rounds < 1:
+        _fail(AdmtuneError(f"--repeats and --rounds must be at least 1, got {repeats} and {rounds}"))
+    raise typer.Exit(code=bench_mod.main(["--device", device, "--repeats", str(repeats),
+                                          "--protocol", protocol, "--rounds", str(rounds)]) or 0)
 
 
 @app.command()

@@ -137,6 +137,8 @@ SGD = Family(
                        _bench("torch.optim", "SGD", momentum=0.9, dampening=0.9, foreach=True)),
         BenchCandidate("AdMSGD", _bench("admtune.optim", "AdMSGD")),
         BenchCandidate("AdMSGD, for-loop", _bench("admtune.optim", "AdMSGD", foreach=False)),
+        BenchCandidate("torch SGD, fused",
+                       _bench("torch.optim", "SGD", momentum=0.9, dampening=0.9, fused=True)),
     ),
 )
 ADAMW = Family(
@@ -146,8 +148,7 @@ ADAMW = Family(
         BenchCandidate("torch AdamW, foreach", _bench("torch.optim", "AdamW", foreach=True)),
         BenchCandidate("AdMAdamW", _bench("admtune.optim", "AdMAdamW")),
         BenchCandidate("AdMAdamW, for-loop", _bench("admtune.optim", "AdMAdamW", foreach=False)),
-        BenchCandidate("torch AdamW, fused", _bench("torch.optim", "AdamW", fused=True),
-                       devices=("cuda", "mps")),
+        BenchCandidate("torch AdamW, fused", _bench("torch.optim", "AdamW", fused=True)),
     ),
 )
 BUILTIN = ("sgd", "adamw")

@@ -7,6 +7,14 @@
 - ``python -m admtune.bench.workers``: one worker against two on the same study.
 """
 
-from admtune.bench.optimizers import RESNET18_SHAPES, TARGETS, main, resnet18_shapes, run_bench, state_bytes
+from admtune.bench.optimizers import (
+    PROTOCOLS,
+    RESNET18_SHAPES,
+    TARGETS,
+    main,
+    resnet18_shapes,
+    run_bench,
+    state_bytes,
+)
 
-__all__ = ["RESNET18_SHAPES", "TARGETS", "main", "resnet18_shapes", "run_bench", "state_bytes"]
+__all__ = ["PROTOCOLS", "RESNET18_SHAPES", "TARGETS", "main", "resnet18_shapes", "run_bench", "state_bytes"]
