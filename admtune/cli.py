@@ -282,8 +282,9 @@ def list_() -> None:
 def bench(
     device: DeviceOpt = "cpu",
     repeats: Annotated[int, typer.Option("--repeats", help="Timed steps per optimizer.")] = 30,
-    protocol: Annotated[str, typer.Option(
-        "--protocol", help="interleaved (one step of each in turn) or blocks.")] = "interleaved",
+    protocol: Annotated[str, typer.Option("--protocol", help=(
+        "interleaved (one step of each in turn), blocks, or train (the step inside "
+        "ResNet-18 training)."))] = "interleaved",
     rounds: Annotated[int, typer.Option("--rounds", help="Whole measurements; medians reported.")] = 1,
 ) -> None:
     """Time AdMSGD / AdMAdamW against torch's SGD / AdamW on a ResNet-18 parameter set."""

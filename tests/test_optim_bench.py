@@ -15,7 +15,7 @@ def test_resnet18_shapes_are_torchvisions():
     assert sum(math.prod(s) for s in shapes) == 11_689_512
 
 
-@pytest.mark.parametrize("protocol", bench.PROTOCOLS)
+@pytest.mark.parametrize("protocol", ["interleaved", "blocks"])
 def test_run_bench_rows(protocol):
     rows = bench.run_bench("cpu", repeats=2, warmup=1, shapes=[(10,), (3, 4), (300,)],
                            protocol=protocol, rounds=2, blocks=2)
@@ -58,3 +58,14 @@ def test_bad_arguments():
         bench.run_bench("cpu", protocol="random")
     with pytest.raises(SystemExit):
         bench.main(["--device", "cuda:7"] if not bench.torch.cuda.is_available() else ["--x"])
+
+
+def test_train_protocol_times_the_step_inside_training(capsys, monkeypatch):
+    rows = bench.run_bench("cpu", repeats=2, warmup=1, protocol="train", batch=2, width=0.125)
+    for r in rows:
+        assert 0 < r["median_ms"] < r["iter_ms"] and r["share"] == r["median_ms"] / r["iter_ms"]
+        assert r["protocol"] == "train" and r["params"] < 1_000_000  # the narrow net's own count
+    monkeypatch.setattr(bench, "run_bench", lambda *a, **k: rows)
+    assert bench.main(["--protocol", "train", "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "ResNet-18 training" in out and "of iteration" in out

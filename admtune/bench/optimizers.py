@@ -31,7 +31,7 @@ __all__ = ["RESNET18_SHAPES", "main", "resnet18_shapes", "run_bench", "state_byt
 #: Ratio targets of the default (multi-tensor) AdM path to its family's torch foreach baseline,
 #: per device type: a 2-core CPU (issue 9's numbers) and CUDA (issue 18's).
 TARGETS = {"cpu": {"AdMSGD": 1.5, "AdMAdamW": 2.0}, "cuda": {"AdMSGD": 1.4, "AdMAdamW": 1.6}}
-PROTOCOLS = ("interleaved", "blocks")
+PROTOCOLS = ("interleaved", "blocks", "train")
 
 
 def resnet18_shapes(num_classes: int = 1000) -> list[tuple[int, ...]]:
@@ -85,6 +85,8 @@ def run_bench(
     protocol: str = "interleaved",
     rounds: int = 1,
     blocks: int = 5,
+    batch: int = 8,
+    width: float = 1.0,
 ) -> list[dict[str, Any]]:
     """Time ``step()`` of each optimizer, each on its own parameters and gradients.
 
@@ -94,6 +96,11 @@ def run_bench(
     untimed steps, then ``repeats // blocks`` timed steps in a row). ``rounds`` repeats the
     whole measurement; each round gives a median per optimizer and a ratio to its family's
     baseline, and the rows report the median over rounds (with the range of the ratios).
+    ``"train"``: what a user training a model sees. Each optimizer trains its own copy of the
+    CIFAR ResNet-18 (11.2 M parameters) on a fixed random batch of ``batch`` images, interleaved
+    iteration by iteration; the optimizer step is timed right after its backward pass (caches
+    and allocator as a training loop leaves them), and so is the whole iteration (``iter_ms``,
+    with ``share``: the step's part of it). ``shapes`` and ``dtype`` do not apply.
 
     Returns one dict per optimizer: ``name``, ``family`` (``AdMSGD`` / ``AdMAdamW``),
     ``baseline`` (bool), ``median_ms``, ``ratio`` (to the family's foreach baseline),
@@ -105,6 +112,8 @@ def run_bench(
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
     dev = torch.device(device)
+    if protocol == "train":
+        return _train_bench(dev, repeats, warmup, rounds, batch, seed, width)
     shapes = list(RESNET18_SHAPES if shapes is None else shapes)
     gen = torch.Generator().manual_seed(seed)
     init = [torch.randn(s, generator=gen, dtype=dtype) * 0.05 for s in shapes]
@@ -130,6 +139,7 @@ def run_bench(
 
     medians: dict[str, list[float]] = {r["name"]: [] for r in runs}
     ratios: dict[str, list[float]] = {r["name"]: [] for r in runs}
+    n_params = sum(math.prod(s) for s in shapes)
     for _ in range(rounds):
         times: dict[str, list[float]] = {r["name"]: [] for r in runs}
         if protocol == "interleaved":
@@ -144,13 +154,24 @@ def run_bench(
                     for _w in range(warmup):
                         step(run)
                     times[run["name"]] += [step(run) for _ in range(max(1, repeats // blocks))]
-        base: dict[str, float] = {}
-        for run in runs:
-            med = statistics.median(times[run["name"]]) * 1e3
-            base.setdefault(run["family"], med)  # the family's first entry
-            medians[run["name"]].append(med)
-            ratios[run["name"]].append(med / base[run["family"]])
-    n_params = sum(math.prod(s) for s in shapes)
+        _round_ratios(runs, times, medians, ratios)
+    return _rows(runs, medians, ratios, dev, n_params, repeats, rounds, protocol)
+
+
+def _round_ratios(runs: list[dict[str, Any]], times: dict[str, list[float]],
+                  medians: dict[str, list[float]], ratios: dict[str, list[float]]) -> None:
+    """One round's median per optimizer and its ratio to the family's first entry."""
+    base: dict[str, float] = {}
+    for run in runs:
+        med = statistics.median(times[run["name"]]) * 1e3
+        base.setdefault(run["family"], med)
+        medians[run["name"]].append(med)
+        ratios[run["name"]].append(med / base[run["family"]])
+
+
+def _rows(runs: list[dict[str, Any]], medians: dict[str, list[float]],
+          ratios: dict[str, list[float]], dev: torch.device, n_params: int, repeats: int,
+          rounds: int, protocol: str) -> list[dict[str, Any]]:
     rows = []
     for r in runs:
         target = TARGETS.get(dev.type, {}).get(r["name"])  # the default AdM rows only
@@ -175,22 +196,74 @@ def run_bench(
     return rows
 
 
+def _train_bench(dev: torch.device, repeats: int, warmup: int, rounds: int, batch: int,
+                 seed: int, width: float) -> list[dict[str, Any]]:
+    """The ``"train"`` protocol of :func:`run_bench`."""
+    import copy
+
+    from admtune.workloads.models.resnet import ResNet18
+
+    torch.manual_seed(seed)
+    net = ResNet18(10, width=width).to(dev)
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, 3, 32, 32, generator=gen).to(dev)
+    y = torch.randint(0, 10, (batch,), generator=gen).to(dev)
+    runs = []
+    for name, family, factory in _candidates(dev):
+        model = copy.deepcopy(net)
+        runs.append({"name": name, "family": family, "model": model,
+                     "opt": factory(list(model.parameters()))})
+    medians: dict[str, list[float]] = {r["name"]: [] for r in runs}
+    ratios: dict[str, list[float]] = {r["name"]: [] for r in runs}
+    iters: dict[str, list[float]] = {r["name"]: [] for r in runs}
+    for _ in range(rounds):
+        times: dict[str, list[float]] = {r["name"]: [] for r in runs}
+        for it in range(warmup + repeats):
+            for run in runs:
+                _sync(dev)
+                t0 = time.perf_counter()
+                run["opt"].zero_grad(set_to_none=True)
+                torch.nn.functional.cross_entropy(run["model"](x), y).backward()
+                _sync(dev)
+                t1 = time.perf_counter()
+                run["opt"].step()
+                _sync(dev)
+                t2 = time.perf_counter()
+                if it >= warmup:
+                    times[run["name"]].append(t2 - t1)
+                    iters[run["name"]].append(t2 - t0)
+        _round_ratios(runs, times, medians, ratios)
+    n_params = sum(p.numel() for p in net.parameters())
+    rows = _rows(runs, medians, ratios, dev, n_params, repeats, rounds, "train")
+    for row in rows:
+        row["iter_ms"] = statistics.median(iters[row["name"]]) * 1e3
+        row["share"] = row["median_ms"] / row["iter_ms"]
+    return rows
+
+
 def _print(rows: list[dict[str, Any]]) -> None:
     from rich.console import Console
     from rich.table import Table
 
     r0 = rows[0]
-    how = (f"median of {r0['repeats']} interleaved steps" if r0["protocol"] == "interleaved"
-           else f"median of {r0['repeats']} steps in alternating blocks")
+    how = {"interleaved": f"median of {r0['repeats']} interleaved steps",
+           "blocks": f"median of {r0['repeats']} steps in alternating blocks",
+           "train": f"median of {r0['repeats']} training iterations each (interleaved), "
+                    "the step timed after its backward"}[r0["protocol"]]
+    what = ("CIFAR ResNet-18 training" if r0["protocol"] == "train"
+            else "ResNet-18 parameter set")
     if r0["rounds"] > 1:
         how += f", median of {r0['rounds']} rounds (ratio range in brackets)"
     table = Table(
-        title=f"Optimizer step, ResNet-18 parameter set ({r0['params']:,} parameters)",
+        title=f"Optimizer step, {what} ({r0['params']:,} parameters)",
         caption=f"{r0['device']}, {torch.get_num_threads()} threads, {how}; ratio = time / "
         "the family's torch foreach baseline (SGD momentum=dampening=0.9; AdamW)",
     )
     table.add_column("optimizer")
-    for col in ("median ms", "ratio", "target", "state bytes", "vs baseline"):
+    train = r0["protocol"] == "train"
+    cols = ("median ms", "ratio", "target", *(("of iteration",) if train else ()),
+            "state bytes", "vs baseline")
+    for col in cols:
         table.add_column(col, justify="right")
     base_bytes: dict[str, int] = {}
     for r in rows:
@@ -206,6 +279,7 @@ def _print(rows: list[dict[str, Any]]) -> None:
             f"{r['median_ms']:.2f}",
             ratio,
             target,
+            *((f"{r['share']:.1%} of {r['iter_ms']:.0f} ms",) if train else ()),
             f"{r['state_bytes']:,}",
             f"{r['state_bytes'] - base_bytes.setdefault(r['family'], r['state_bytes']):+,}",
         )

@@ -238,7 +238,7 @@ def _single_tensor_adm_adamw(
                                                                               strict=True)]
 
     for x, g, d, P, B, beta in zip(params, gs, ds, Ps, beta_prods, betas, strict=True):
-        d.copy_(twoplane.adamw_direction(d, g, P, beta, lam))
+        d.lerp_(g, (1.0 - beta) / (1.0 + lam * P))  # = twoplane.adamw_direction, in place
         if lr != 0.0:
             x.mul_(1.0 - lr * weight_decay).addcdiv_(d, P, value=-lr)
         B.mul_(beta)

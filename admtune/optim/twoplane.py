@@ -229,9 +229,9 @@ def adamw_sums(
     Accumulated in :func:`acc_dtype`; the multi-tensor paths compute the same sums piece by
     piece."""
     acc = acc_dtype(g.dtype)
-    g, d, x, P = (t.to(acc) for t in (g, d, x, P))
-    m = adamw_metric(P, lam)
-    return (g * d / P).sum(), (d * d / P).sum(), (g * x).sum(), ((d - g) ** 2 * m).sum()
+    g, d, x, P = (t.reshape(-1).to(acc) for t in (g, d, x, P))
+    q, u = d / P, d - g
+    return g @ q, d @ q, g @ x, u @ (u * adamw_metric(P, lam))
 
 
 def adamw_num_den(
