@@ -62,11 +62,6 @@ class AdMOptimizer(Optimizer):
             group.setdefault("foreach", None)
             group.setdefault("maximize", False)
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = super().__getstate__()
-        state.pop("_workspaces", None)  # scratch memory: never pickled with the optimizer
-        return state
-
     # -- validation ------------------------------------------------------------------------------
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         super().add_param_group(param_group)

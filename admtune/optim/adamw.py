@@ -105,34 +105,29 @@ class AdMAdamW(AdMOptimizer):
         # torch casts floating-point state to the param's dtype; B (a running product) keeps its
         # fp32/fp64 accumulation dtype. It is read from the dict the pre-hooks produced (this
         # hook is appended, so it runs after the user's) and restored before the post-hooks.
-        precise: dict[int, Tensor] = {}
+        precise: dict[Tensor, Tensor] = {}  # param -> its B as saved
 
         def capture(_opt: Any, sd: dict[str, Any]) -> None:
-            precise.clear()
-            for i, st in sd["state"].items():
-                if isinstance(st.get("beta_prod"), Tensor):
-                    precise[i] = st["beta_prod"]
+            ids = [i for g in sd["param_groups"] for i in g["params"]]
+            params = [p for g in self.param_groups for p in g["params"]]
+            for i, p in zip(ids, params, strict=False):
+                b = sd["state"].get(i, {}).get("beta_prod")
+                if isinstance(b, Tensor):
+                    precise[p] = b
 
         def restore(_opt: Any) -> None:
-            ids = [i for g in self._loaded_groups for i in g["params"]]
-            params = [p for g in self.param_groups for p in g["params"]]
-            for i, p in zip(ids, params, strict=True):
-                if i in precise and p in self.state:
-                    self.state[p]["beta_prod"] = precise[i].to(
-                        p.device, twoplane.acc_dtype(p.dtype), copy=True)
+            for p, b in precise.items():
+                if p in self.state:
+                    self.state[p]["beta_prod"] = b.to(p.device, twoplane.acc_dtype(p.dtype),
+                                                      copy=True)
 
-        def groups(_opt: Any, sd: dict[str, Any]) -> None:
-            self._loaded_groups = sd["param_groups"]
-
-        pre = [self.register_load_state_dict_pre_hook(capture),
-               self.register_load_state_dict_pre_hook(groups)]
+        pre = self.register_load_state_dict_pre_hook(capture)
         post = self.register_load_state_dict_post_hook(restore, prepend=True)
         try:
             super().load_state_dict(state_dict)
         finally:
-            for h in (*pre, post):
-                h.remove()
-            self.__dict__.pop("_loaded_groups", None)
+            pre.remove()
+            post.remove()
 
     def _init_group(self, group: dict[str, Any]) -> tuple[list[int], list[Tensor], list[Tensor],
                                                           list[dict[str, Any]]]:

@@ -10,6 +10,7 @@ thing in different summation orders: they agree to rounding, not bit for bit.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -354,14 +355,15 @@ def _multi_tensor_adm_sgd(
     return [(new, torch.full((), first, device=params[new[0]].device))]
 
 
+@dataclass
 class _SGDPart:
     """One (device, dtype) part of a group in the multi-tensor path."""
 
-    __slots__ = ("accel", "acc", "den", "device", "dtype", "ks", "num", "pieces")
-
-    def __init__(self, ks: list[int], device: torch.device, dtype: torch.dtype,
-                 acc: torch.dtype, accel: bool, pieces: fe.Pieces) -> None:
-        self.ks, self.device, self.dtype, self.acc = ks, device, dtype, acc
-        self.accel, self.pieces = accel, pieces
-        self.num: Tensor | None = None
-        self.den: Tensor | None = None
+    ks: list[int]  # indices into the tensors given
+    device: torch.device
+    dtype: torch.dtype
+    acc: torch.dtype
+    accel: bool
+    pieces: fe.Pieces
+    num: Tensor | None = None  # per-tensor β numerators / denominators (None if β is forced)
+    den: Tensor | None = None
