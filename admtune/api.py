@@ -77,8 +77,8 @@ def prepare_engine(spec: StudySpec, *, storage: str | None = None, out: str | Pa
     from .devices import resolve_device
     from .study.engine import Engine
 
-    workload = _check_inputs(spec, storage)
     dev = resolve_device(device)
+    workload = _check_inputs(spec, storage, dev)
     created = _missing_folders(out, spec.name)  # what _out_folder makes
     out_dir = _out_folder(out, spec.name)
     url = storage or st.default_url(out_dir)
@@ -93,10 +93,10 @@ def prepare_engine(spec: StudySpec, *, storage: str | None = None, out: str | Pa
     return engine, out_dir
 
 
-def _check_inputs(spec: StudySpec, storage: str | None):
-    """The workload, once its options, the spec's metric and direction and ``storage`` are
-    checked: what is refused before the out folder is made."""
-    from .workloads import get_workload
+def _check_inputs(spec: StudySpec, storage: str | None, device: Any = None):
+    """The workload, once its options, the spec's metric and direction, its data on ``device``
+    and ``storage`` are checked: what is refused before the out folder is made."""
+    from .workloads import check_workload, get_workload
 
     workload = get_workload(spec.workload, spec.workload_options)
     if spec.metric not in workload.metrics:
@@ -109,6 +109,8 @@ def _check_inputs(spec: StudySpec, storage: str | None):
             f"direction must be {workload.metrics[spec.metric]!r} for metric {spec.metric!r}, "
             f"got {spec.direction!r}"
         )
+    if device is not None:
+        check_workload(workload, device)  # e.g. data that is not there: no study.db for it
     if storage is not None:
         st.check_url(storage)
     return workload
@@ -168,8 +170,11 @@ def run_study(spec: StudySpec, *, workers: int = 1, storage: str | None = None,
     if workers != 1:
         from . import _workers
 
+        from .devices import resolve_device
+
         devices, threads = _workers.plan_devices(device, workers)
-        _check_inputs(spec, storage)  # bad input starts no worker and makes no out folder
+        # bad input starts no worker and makes no out folder
+        _check_inputs(spec, storage, resolve_device(devices[0]))
         device = devices[0]
         if device == "cpu":
             os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
@@ -177,7 +182,8 @@ def run_study(spec: StudySpec, *, workers: int = 1, storage: str | None = None,
                 sys.modules["torch"].set_num_threads(threads)
         created = _missing_folders(out, spec.name)
         out_dir = _out_folder(out, spec.name)
-        job = {"spec": spec.to_data(), "source": spec.source, "out": str(out_dir),
+        job = {"spec": spec.to_data(), "source": spec.source, "overrides": list(spec.overrides),
+               "notes": list(spec.notes), "out": str(out_dir),
                "storage": storage or st.default_url(out_dir), "command": command, "pdf": pdf,
                "wait_timeout": wait_timeout}
         group = _workers.WorkerGroup.start(job, devices[1:], threads)
