@@ -20,14 +20,14 @@ import shutil
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import AdmtuneError, SpecError, StorageError
 from .study import storage as st
-from .study.events import Events, Interrupted, StopFlag
+from .study.events import Events, Interrupted, LineEvents, StopFlag
 from .study.results import StudyResults
 from .study.spec import StudySpec, load, resolve, spec_paths
 from .util import atomic_write, mask
@@ -156,8 +156,12 @@ def run_study(spec: StudySpec, *, workers: int = 1, storage: str | None = None,
               out: str | Path | None = None, device: str = "auto", events: Events | None = None,
               stop: StopFlag | None = None, command: str = "", report: bool = True, pdf: bool = True,
               heartbeat_interval: int | None = st.HEARTBEAT_INTERVAL,
-              grace_period: int | None = st.GRACE_PERIOD, wait_timeout: float | None = 3600.0) -> Outcome:
+              grace_period: int | None = st.GRACE_PERIOD, wait_timeout: float | None = 3600.0,
+              progress: Callable[[str], None] | None = None) -> Outcome:
     """Run or resume a study; when every run has ended, write its report into the out folder.
+
+    Progress: ``progress=print`` (any callable taking a line) gets one line per finished run;
+    without it, nor ``events``, the same lines go to the ``admtune`` logger at INFO.
 
     ``workers > 1`` starts that many worker processes on this machine in all (this one is
     worker 0), sharing the study through its storage; ``device="cuda"`` spreads them over the
@@ -167,6 +171,8 @@ def run_study(spec: StudySpec, *, workers: int = 1, storage: str | None = None,
     ``wait_timeout`` seconds in which no run ended anywhere (None: wait as long as it takes).
     """
     group = None
+    if events is None:
+        events = LineEvents(progress)
     if workers != 1:
         from . import _workers
 
@@ -241,12 +247,14 @@ def _run_here(spec: StudySpec, *, storage: str | None, out: str | Path | None, d
     )
     with _storage_errors(engine.storage_url):
         try:
+            # the resolved spec beside the storage from the start: the re-run command's input
+            atomic_write(out_dir / "spec.toml", mask(spec.to_toml()))
             complete = engine.run()
             results = engine.results()
             reported = complete and report and engine.writes_report and engine.claim_report()
             if reported:
                 engine.events.phase("report", 1, 0)
-                write_report(results, out_dir, pdf=pdf)
+                write_report(results, out_dir, pdf=pdf, storage_url=engine.storage_url)
                 engine.report_written()
                 engine.events.phase("report", 1, 1)
         except BaseException:
@@ -275,8 +283,7 @@ def rebuild_report(name_or_spec: str | StudySpec, *, out: str | Path | None = No
     out_dir = out_path(out, name)
     url = storage or st.default_url(out_dir)
     if storage is None and not (out_dir / "study.db").is_file():
-        what = name_or_spec if isinstance(name_or_spec, str) else name
-        raise StorageError(f"no stored study at {out_dir / 'study.db'}; run `admtune study {what}` first")
+        raise StorageError(_no_stored_study(name_or_spec, name, out_dir))
     if storage is not None:
         st.require_stored(url)
     with _storage_errors(url):
@@ -286,8 +293,26 @@ def rebuild_report(name_or_spec: str | StudySpec, *, out: str | Path | None = No
         finally:
             st.close_storage(opened)
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_report(results, out_dir, pdf=pdf)
+    write_report(results, out_dir, pdf=pdf, storage_url=url)
     return out_dir
+
+
+def _no_stored_study(name_or_spec: str | StudySpec, name: str, out_dir: Path) -> str:
+    """Why there is nothing to rebuild, and the command that helps: a near miss of a stored study
+    or a known spec (a typo), else the study to run first."""
+    from .study.spec import did_you_mean
+
+    what = name_or_spec if isinstance(name_or_spec, str) else name
+    found = f"no stored study at {out_dir / 'study.db'}"
+    stored = {p.parent.name for p in out_dir.parent.glob("*/study.db")}
+    hint = did_you_mean(name, (stored | set(spec_paths())) - {name})
+    if hint:
+        close = hint.split("'")[1]
+        return f"{found}{hint} (admtune report {close}, or admtune study {close} to run it)"
+    if isinstance(name_or_spec, StudySpec) or what.endswith(".toml") or what in spec_paths():
+        where = "" if out_dir == out_path(None, name) else f" --out {out_dir}"
+        return f"{found}; run `admtune study {what}{where}` first"
+    return f"{found}, and {what!r} is not a known study (see admtune list)"
 
 
 def serve_storage_proxy(storage: str, *, host: str = "localhost", port: int = 13000,
@@ -306,11 +331,13 @@ def _study_name(name_or_spec: str | StudySpec) -> str:
     return name_or_spec
 
 
-def write_report(results: StudyResults, out_dir: str | Path, pdf: bool = True) -> dict[str, Any]:
-    """The report: summary.json, runs.csv, report.html and report.pdf, each written atomically."""
+def write_report(results: StudyResults, out_dir: str | Path, pdf: bool = True,
+                 storage_url: str | None = None) -> dict[str, Any]:
+    """The report: summary.json, runs.csv, spec.toml, report.html and report.pdf, each written
+    atomically; ``storage_url`` (default ``out_dir/study.db``) goes into its rebuild command."""
     from .report import write_report as write
 
-    return write(results, Path(out_dir), pdf=pdf)
+    return write(results, Path(out_dir), pdf=pdf, storage_url=storage_url)
 
 
 def write_runs_csv(results: StudyResults, out_dir: str | Path) -> Path:

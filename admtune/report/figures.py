@@ -229,7 +229,7 @@ def beta_sensitivity(entry: BaselineSummary, summary: Summary, colours: dict[str
         if tuned_beta is not None:
             ax.axvline(max(1 - tuned_beta, 1e-6), color=colours["tuned"], ls="-.", lw=1.1, zorder=2)
             handles.append((Line2D([], [], color=colours["tuned"], ls="-.", lw=1.1),
-                            f"tuned β = {tuned_beta:.3g}"))
+                            f"tuned β = {text.fmt_beta(tuned_beta)}"))
         ax.set_xscale("log")
         qmin = min(float(q.min()), 1 - (tuned_beta or 0.9), 0.1, *fq.tolist())
         qmax = max(float(q.max()), 0.1, *fq.tolist())
@@ -377,7 +377,7 @@ def beta_traces(entry: BaselineSummary, summary: Summary, colours: dict[str, str
     ref_handles = [(Line2D([], [], color=colours["default"], ls="--"), "β = 0.9")]
     if tuned_beta is not None:
         ref_handles.append((Line2D([], [], color=colours["tuned"], ls="-."),
-                            f"tuned β = {tuned_beta:.3g}"))
+                            f"tuned β = {text.fmt_beta(tuned_beta)}"))
     with matplotlib.rc_context(RC), sns.axes_style("ticks", {"axes.grid": True}):
         if k <= HEATMAP_ABOVE:
             fig, ax = plt.subplots(figsize=(FULL_WIDTH, 2.4), layout="constrained")

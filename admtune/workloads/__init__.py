@@ -39,10 +39,8 @@ BUNDLED: dict[str, str] = {
 
 # What a bundled workload needs beyond this package and a CPU (`admtune list` shows it).
 NEEDS: dict[str, str] = {
-    "cifar": "GPU; CIFAR-10 in data/cifar (or workload.download = true)",
-    "cifar10": "GPU; CIFAR-10 in data/cifar (or workload.download = true)",
-    "cifar100": "GPU; CIFAR-100 in data/cifar (or workload.download = true)",
-    "lm": "GPU",
+    "cifar": "GPU, CIFAR-10 data", "cifar10": "GPU, CIFAR-10 data",
+    "cifar100": "GPU, CIFAR-100 data", "lm": "GPU",
 }
 
 
