@@ -31,7 +31,7 @@ from admtune.report.text import (
     fmt_ci,
     fmt_p,
     fmt_rate_ci,
-    hms,
+    duration,
     incomplete_text,
     metric_decimals,
     metric_label,
@@ -117,7 +117,7 @@ def _arm_rows(e: BaselineSummary, beta_free: bool, colours: dict[str, str],
             "diverged": st.diverged, "excluded": st.excluded,
             "diverged_ci": fmt_rate_ci(st.diverged_ci) if st.runs else "—",
             "mean": fmt(st.mean, decimals=dec), "std": fmt(st.std, 2),
-            "ci": fmt_ci(st.ci, dec), "wall": hms(st.wall_s),
+            "ci": fmt_ci(st.ci, dec), "wall": duration(st.wall_median_s),
         })
     return rows
 
@@ -245,8 +245,10 @@ def build_context(
     baselines = [_baseline_context(e, summary, figures["baselines"][b], colours)
                  for b, e in summary.baselines.items()]
     walls = [{"baseline": baseline_name(b), "arm": w.arm, "runs": w.runs,
-              "total": hms(w.total_s), "mean": fmt(w.total_s / w.runs, 3)}
+              "total": duration(w.total_s), "median": duration(w.median_s)}
              for b, e in summary.baselines.items() for w in e.walls]
+    versions = dict(results.versions or {})
+    platform = versions.pop("platform", None)  # the machine, not a package: a row of its own
     train = spec.train
     return {
         "s": summary,
@@ -280,9 +282,10 @@ def build_context(
         "notes": [mask(n) for n in spec.notes],
         "fingerprint": results.fingerprint,
         "version": results.version,
-        "versions": sorted((results.versions or {}).items()),
+        "versions": sorted(versions.items()),
         "device": results.device,
-        "wall": hms(results.wall_s),
+        "wall": duration(results.wall_s),
+        "platform": platform,
         "walls": walls,
         "spec_text": _spec_text(spec),
         "n_runs": len(results.runs),

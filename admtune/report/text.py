@@ -188,6 +188,24 @@ def baseline_decimals(entry: BaselineSummary) -> int | None:
     return metric_decimals((a.std for a in entry.arms.values()), entry.diff.ci)
 
 
+def duration(seconds: Any) -> str:
+    """A duration that says its unit: '0.13 s', '5.1 s', '2 min 05 s', '1 h 02 min'; '—' when
+    unknown."""
+    try:
+        s = float(seconds)
+    except (TypeError, ValueError):
+        return "—"
+    if not math.isfinite(s) or s < 0:
+        return "—"
+    if s < 60:
+        return f"{s:.2g} s" if s < 10 else f"{s:.0f} s"
+    if s < 3600:
+        m, sec = divmod(int(round(s)), 60)
+        return f"{m} min {sec:02d} s"
+    h, rem = divmod(int(round(s)), 3600)
+    return f"{h} h {rem // 60:02d} min"
+
+
 def hms(seconds: Any) -> str:
     """A duration as h:mm:ss (m:ss under an hour); '—' when unknown."""
     try:

@@ -8,11 +8,25 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 LOGGER = logging.getLogger("admtune")
+# a run key's full-precision numbers ("beta=0.6566265994120531/lr=0.3"), shortened for a log line
+_KEY_NUMBER = re.compile(r"(beta|lr)=([0-9.eE+-]+)")
+
+
+def short_label(label: str) -> str:
+    """``select sgd/select/beta=0.6566265994120531/lr=0.3/20000`` → ``… β=0.6566 lr=0.3 …``."""
+    def short(m: re.Match) -> str:
+        try:
+            return f"{'β' if m[1] == 'beta' else 'lr'}={float(m[2]):.4g}"
+        except ValueError:
+            return m[0]
+
+    return _KEY_NUMBER.sub(short, label)
 
 
 class Interrupted(Exception):
@@ -72,7 +86,7 @@ class LineEvents(Events):
             return
         label, status, value, wall = self._last
         shown = f" {value:.4g}" if value is not None and status in ("complete", "pruned") else ""
-        self.say(f"{name} {done}/{total}: {label} {status}{shown} ({wall:.1f} s)")
+        self.say(f"{name} {done}/{total}: {short_label(label)} {status}{shown} ({wall:.1f} s)")
         self._said_at, self._last, self._waiting = now, None, None
 
     def run_finished(self, label: str, status: str, value: float | None, wall_s: float,

@@ -112,7 +112,10 @@ class RunContext(Protocol):
     metric: str  # the spec's metric: report it (on the validation split) at evaluation points
 
     def make_optimizer(self, params: Iterable[Any]) -> torch.optim.Optimizer:
-        """The optimizer of this arm (torch SGD/AdamW with the arm's β, or AdM), lr/wd filled in."""
+        """The optimizer of this arm (torch SGD/AdamW with the arm's β, or AdM), lr/wd filled in.
+
+        ``params``: parameters, param groups, or ``model.named_parameters()`` (also as a group's
+        ``params``): with names, the report labels AdM's per-tensor β_t by them."""
 
     def make_scheduler(self, optimizer: torch.optim.Optimizer, total_steps: int) -> Any:
         """The spec's warmup + schedule for this arm, as a torch LR scheduler."""
