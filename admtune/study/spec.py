@@ -194,15 +194,35 @@ class StudySpec:
 
     def to_toml(self) -> str:
         """The resolved spec as a TOML file in the input format (``admtune study FILE`` runs it),
-        headed by the overrides it was resolved with and what they replaced, as comments."""
-        import tomli_w
-
+        headed by the overrides it was resolved with and what they replaced, as comments; the
+        per-family tables inline (``lr = { sgd = 0.3, adamw = 0.03 }``), as a spec is written."""
         head = [f"# admtune study spec {self.name!r}, resolved"
                 + (f" from {self.source}" if self.source else "")]
         if self.overrides:
             head.append("# with " + " ".join(f"--set {o}" for o in self.overrides))
         head += [f"# {n}" for n in self.notes]
-        return "\n".join(head) + "\n" + tomli_w.dumps(_plain(self.to_toml_dict()))
+        data = _plain(self.to_toml_dict())
+        lines = [f"{_key(k)} = {_inline(v)}" for k, v in data.items() if not isinstance(v, dict)]
+        for table in ("train", "tune", "workload"):
+            lines += ["", f"[{table}]"]
+            lines += [f"{_key(k)} = {_inline(v)}" for k, v in data.get(table, {}).items()]
+        text = "\n".join(head + lines) + "\n"
+        tomllib.loads(text)  # what is written must read back (a key TOML cannot hold raises here)
+        return text
+
+
+def _key(k: str) -> str:
+    return k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else json.dumps(k, ensure_ascii=False)
+
+
+def _inline(v: Any) -> str:
+    """A value on one line: inline tables and arrays, scalars as TOML writes them."""
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{_key(str(k))} = {_inline(x)}" for k, x in v.items()) + " }" \
+            if v else "{}"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_inline(x) for x in v) + "]"
+    return _toml_value(v)
 
 
 def _plain(x: Any) -> Any:
