@@ -81,6 +81,8 @@ class TinyNet:
         self.data = load_data(int(self.options["n"]))
 
     def run(self, ctx) -> RunResult:
+        if torch.device(ctx.device).type == "cpu":
+            torch.set_num_threads(1)        # a model this small: more threads only wait on each other
         torch.manual_seed(ctx.seed)         # the seed fixes the initialisation …
         g = ctx.generator()                 # … and the minibatch order
         model = build_model(int(self.options["width"]), int(self.options["depth"])).to(ctx.device)
