@@ -147,6 +147,8 @@ def _run_study_paused(name: str, trials: int | None, seeds: int | None, storage:
     if not wait_timeout >= 0:  # NaN too: an idle worker would wait for ever
         raise SpecError(f"--wait-timeout must be a number of seconds ≥ 0 (0: no limit), got {wait_timeout}")
     s = api.load_spec(name, sets or [], trials=trials, seeds=seeds)
+    for note in s.notes:  # e.g. an epochs override that replaced the spec's steps
+        err_console.print(f"note: {escape(note)}", highlight=False, soft_wrap=True)
     stop = api.StopFlag()
 
     def on_sigint(signum: int, frame: Any) -> None:

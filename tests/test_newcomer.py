@@ -220,3 +220,14 @@ def test_readme_shows_the_shipped_plugin():
     assert (PLUGIN / "spec.toml").read_text().strip() in readme
     assert "PYTHONPATH=examples/plugin" in readme and "pip install -e examples/plugin" in readme
     assert "ALGORITHM.md" not in readme
+
+
+def test_the_command_line_says_what_an_override_replaced(project):
+    r = CliRunner().invoke(app, ["study", "toy", "--set", "train.epochs=x", "--device", "cpu"])
+    assert r.exit_code == 2  # a bad value is still refused: the note is for a good one
+    r = admtune("study", "toy", "--device", "cpu", "--no-pdf", "--set", "train.epochs=1",
+                cwd=project)
+    assert r.returncode == 0, r.stderr
+    assert "note: train.steps = 12 of the spec file was replaced by --set train.epochs=1" in r.stderr
+    assert "# train.steps = 12 of the spec file was replaced" in \
+        (project / "reports" / "toy" / "spec.toml").read_text()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -390,12 +391,25 @@ def learning_curves(entry: BaselineSummary, summary: Summary, colours: dict[str,
 HEATMAP_ABOVE = 4  # tensors: more lines than this are a tangle; a quantile band and heat map are not
 
 
+_STORED_ID = re.compile(r"^g(\d+)\.p(\d+) \((.*)\)$")
+
+
+def _tensor_label(name: str) -> str:
+    """A β_t trace's tensor: its parameter name; studies run before workloads passed names
+    stored ``g0.p1 (128,)``, shown as ``group 1, tensor 2 (128)``."""
+    m = _STORED_ID.match(name)
+    if not m:
+        return name
+    shape = " × ".join(d.strip() for d in m[3].split(",") if d.strip())
+    return f"group {int(m[1]) + 1}, tensor {int(m[2]) + 1} ({shape})"
+
+
 def beta_traces(entry: BaselineSummary, summary: Summary, colours: dict[str, str]) -> Figure:
     b = entry.baseline
     tr = entry.traces
     if tr is None:
         return Figure(None, text.traces_caption(b), text.NO_TRACES)
-    names, grid, mean_seed = tr.names, tr.step, tr.mean
+    names, grid, mean_seed = [_tensor_label(n) for n in tr.names], tr.step, tr.mean
     k = len(names)
     caption = text.traces_caption(b, k, tr.seeds, heatmap=k > HEATMAP_ABOVE)
     tuned_beta = entry.tuned.beta
