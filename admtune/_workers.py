@@ -138,9 +138,9 @@ def plan_devices(device: str, workers: int) -> tuple[list[str], int]:
 def main(argv: list[str] | None = None) -> int:
     """A worker process: run its share of the study, then exit 0 (complete), 130 (stopped and
     resumable) or 2 (bad input), saying why in one line."""
-    from . import _gc, api
     from dataclasses import replace
 
+    from . import _gc, api
     from .study.spec import StudySpec
 
     job = json.loads((argv or sys.argv[1:])[0])

@@ -175,7 +175,6 @@ def run_study(spec: StudySpec, *, workers: int = 1, storage: str | None = None,
         events = LineEvents(progress)
     if workers != 1:
         from . import _workers
-
         from .devices import resolve_device
 
         devices, threads = _workers.plan_devices(device, workers)
@@ -300,15 +299,15 @@ def rebuild_report(name_or_spec: str | StudySpec, *, out: str | Path | None = No
 def _no_stored_study(name_or_spec: str | StudySpec, name: str, out_dir: Path) -> str:
     """Why there is nothing to rebuild, and the command that helps: a near miss of a stored study
     or a known spec (a typo), else the study to run first."""
-    from .study.spec import did_you_mean
+    from .study.spec import closest
 
     what = name_or_spec if isinstance(name_or_spec, str) else name
     found = f"no stored study at {out_dir / 'study.db'}"
     stored = {p.parent.name for p in out_dir.parent.glob("*/study.db")}
-    hint = did_you_mean(name, (stored | set(spec_paths())) - {name})
-    if hint:
-        close = hint.split("'")[1]
-        return f"{found}{hint} (admtune report {close}, or admtune study {close} to run it)"
+    close = closest(name, (stored | set(spec_paths())) - {name})
+    if close:
+        return (f"{found}; did you mean {close!r}? (admtune report {close}, or admtune study "
+                f"{close} to run it)")
     if isinstance(name_or_spec, StudySpec) or what.endswith(".toml") or what in spec_paths():
         where = "" if out_dir == out_path(None, name) else f" --out {out_dir}"
         return f"{found}; run `admtune study {what}{where}` first"

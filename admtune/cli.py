@@ -290,7 +290,6 @@ def storage_proxy(
 def list_() -> None:
     """Show the studies: ./studies/*.toml first, then the ones shipped with admtune."""
     from . import api
-
     from .workloads import NEEDS
 
     wide = console.width >= 120  # the workload column only where the description keeps its room

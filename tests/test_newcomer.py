@@ -21,7 +21,7 @@ from admtune import api
 from admtune.cli import app
 from admtune.errors import SpecError
 from admtune.report import verdict_lines
-from admtune.report.text import fmt_beta
+from admtune.report.text import baseline_name, fmt_beta
 from admtune.study import spec
 
 REPO = Path(__file__).resolve().parents[1]
@@ -74,7 +74,8 @@ def test_the_answer_is_one_readable_line_per_baseline(path, width):
         for row in line.splitlines():
             assert len(row) <= width, row
     for b, e in summary["baselines"].items():
-        row = next(x for x in lines if e["verdict"] in x.split())  # the verdict word, whole
+        row = next(x for x in lines if x.split()[:1] == [baseline_name(b)])
+        assert row.split()[1] == e["verdict"]  # the verdict word, whole
         assert "AdM " in row and " vs tuned " in row
         assert re.search(r"Δ [+−]?\d", row) and "[" in row  # Δ with its CI
 

@@ -280,14 +280,20 @@ def resolve(name_or_path: str) -> Path:
     return found
 
 
-def did_you_mean(name: str, candidates: Any = None) -> str:
-    """``"; did you mean 'quick'?"`` for a near miss among ``candidates`` (default: the visible
-    studies), else ``""``."""
+def closest(name: str, candidates: Any = None) -> str | None:
+    """The near miss of ``name`` among ``candidates`` (default: the visible studies): a typo's
+    intended name, or None."""
     import difflib
 
     close = difflib.get_close_matches(name, sorted(candidates if candidates is not None
                                                    else spec_paths()), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    return close[0] if close else None
+
+
+def did_you_mean(name: str, candidates: Any = None) -> str:
+    """``"; did you mean 'quick'?"`` for a near miss (see :func:`closest`), else ``""``."""
+    close = closest(name, candidates)
+    return f"; did you mean {close!r}?" if close else ""
 
 
 def load(name_or_path: str, overrides: list[str] | dict[str, Any] | None = None,

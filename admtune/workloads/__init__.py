@@ -84,6 +84,6 @@ def check_workload(workload: Workload, device: Any) -> None:
 
 
 __all__ = [
-    "BUNDLED", "NEEDS", "check_workload", "Diverged", "Pruned", "RunContext", "RunResult", "TrainConfig", "Workload",
-    "get_workload", "make_scheduler", "resolve_factory",
+    "BUNDLED", "NEEDS", "Diverged", "Pruned", "RunContext", "RunResult", "TrainConfig", "Workload",
+    "check_workload", "get_workload", "make_scheduler", "resolve_factory",
 ]
