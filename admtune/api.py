@@ -336,7 +336,17 @@ def write_report(results: StudyResults, out_dir: str | Path, pdf: bool = True,
     atomically; ``storage_url`` (default ``out_dir/study.db``) goes into its rebuild command."""
     from .report import write_report as write
 
+    if storage_url == st.default_url(Path(out_dir)):
+        storage_url = None  # the report's commands then need no --storage
     return write(results, Path(out_dir), pdf=pdf, storage_url=storage_url)
+
+
+def workload_needs(workload: str) -> str:
+    """What a study of ``workload`` needs beyond admtune and a CPU ("GPU, CIFAR-10 data"), "—"
+    for nothing, without importing the workload (``admtune list`` stays fast)."""
+    from .workloads import NEEDS
+
+    return NEEDS.get(workload, "—" if ":" not in workload else "see its workload")
 
 
 def write_runs_csv(results: StudyResults, out_dir: str | Path) -> Path:
@@ -405,7 +415,8 @@ def _storage_errors(url: str) -> Iterator[None]:
                            "again") from None
 
 
-__all__ = ["Events", "Interrupted", "Outcome", "StopFlag", "StudySpec", "check_device", "list_studies",
+__all__ = ["Events", "Interrupted", "LineEvents", "Outcome", "StopFlag", "StudySpec", "check_device",
+           "list_studies", "workload_needs",
            "serve_storage_proxy",
            "load_spec",
            "prepare_engine", "rebuild_report", "run_study", "write_report", "write_runs_csv"]

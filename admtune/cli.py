@@ -66,7 +66,7 @@ class _ProgressEvents:
     run every few seconds, each phase's end) so that a log is never silent for a whole stage."""
 
     def __init__(self, progress: Progress, quiet: bool = False):
-        from .study.events import LineEvents
+        from .api import LineEvents
 
         self.progress = progress
         self.tasks: dict[str, Any] = {}
@@ -290,8 +290,6 @@ def storage_proxy(
 def list_() -> None:
     """Show the studies: ./studies/*.toml first, then the ones shipped with admtune."""
     from . import api
-    from .workloads import NEEDS
-
     wide = console.width >= 120  # the workload column only where the description keeps its room
     table = Table(title="admtune studies", title_justify="left", box=None, padding=(0, 1),
                   caption="needs: what a study needs beyond admtune and a CPU (a GPU study runs "
@@ -306,7 +304,7 @@ def list_() -> None:
     for stem, path in sorted(api.list_studies().items()):
         try:
             s = api.load_spec(str(path))
-            needs = NEEDS.get(s.workload, "—" if ":" not in s.workload else "see its workload")
+            needs = api.workload_needs(s.workload)
             row = [stem, escape(s.workload), s.metric, escape(needs), escape(s.description)]
         except AdmtuneError as exc:
             row = [stem, "[red]invalid[/]", "", "", escape(str(exc))]

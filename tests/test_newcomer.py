@@ -232,3 +232,12 @@ def test_the_command_line_says_what_an_override_replaced(project):
     assert "note: train.steps = 12 of the spec file was replaced by --set train.epochs=1" in r.stderr
     assert "# train.steps = 12 of the spec file was replaced" in \
         (project / "reports" / "toy" / "spec.toml").read_text()
+
+
+def test_a_long_list_override_stays_one_comment_line(project, tmp_path):
+    s = api.load_spec("toy", [f"workload.crash_seeds={list(range(40))}"])
+    text = s.to_toml()
+    assert text.splitlines()[1].startswith("# with --set workload.crash_seeds=[0, 1, 2")
+    path = tmp_path / "again.toml"
+    path.write_text(text)
+    assert api.load_spec(str(path)).to_data() == s.to_data()

@@ -91,7 +91,7 @@ def spec_toml(results: StudyResults) -> str:
     <out>`` resumes the very study (same fingerprint)."""
     from admtune.util import mask
 
-    return mask(results.spec.to_toml())
+    return mask(results.spec.to_toml())  # a spec's URLs (a data source) may hold credentials
 
 
 def _signed(x: Any, dec: int | None) -> str:

@@ -66,15 +66,14 @@ def _spec_text(spec: StudySpec) -> str:
 def commands(results: StudyResults, out_dir: Path | None,
              storage_url: str | None) -> dict[str, str]:
     """The commands that reproduce *this* folder: re-run (resume) the study from the spec.toml
-    written beside the report, and rebuild the report from its storage; credentials masked."""
-    from admtune.study.storage import default_url
-
+    written beside the report, and rebuild the report from its storage (``storage_url``: None
+    for the default, ``out_dir/study.db``); credentials masked."""
     if out_dir is None:  # a report rendered for no folder: the study's defaults
         return {"rerun": f"admtune study {shlex.quote(results.name)}",
                 "rebuild": f"admtune report {shlex.quote(results.name)}"}
     out = shlex.quote(str(out_dir))
     where = f" --out {out}"
-    if storage_url and storage_url != default_url(Path(out_dir)):
+    if storage_url:
         where += f" --storage {shlex.quote(mask(storage_url))}"
     spec_file = shlex.quote(str(Path(out_dir) / "spec.toml"))
     return {"rerun": f"admtune study {spec_file}{where}",

@@ -218,10 +218,10 @@ def _key(k: str) -> str:
 def _inline(v: Any) -> str:
     """A value on one line: inline tables and arrays, scalars as TOML writes them."""
     if isinstance(v, dict):
-        return "{ " + ", ".join(f"{_key(str(k))} = {_inline(x)}" for k, x in v.items()) + " }" \
-            if v else "{}"
+        return "{ " + ", ".join(f"{_key(str(k))} = {_inline(x)}" for k, x in v.items()
+                                if x is not None) + " }" if v else "{}"
     if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_inline(x) for x in v) + "]"
+        return "[" + ", ".join(_inline(x) for x in v if x is not None) + "]"
     return _toml_value(v)
 
 
@@ -337,10 +337,12 @@ def from_dict(raw: dict[str, Any], overrides: list[str] | dict[str, Any] | None 
 
 
 def _toml_value(v: Any) -> str:
-    """A value as `--set` takes it (TOML), e.g. 1, 0.5, "cosine", [0.9, 0.99]."""
+    """A value on one line as `--set` takes it (TOML), e.g. 1, 0.5, "cosine", [0.9, 0.99]."""
     import tomli_w
 
-    return tomli_w.dumps({"v": _plain(v)}).strip()[len("v = "):]
+    if isinstance(v, (dict, list, tuple)):
+        return _inline(v)
+    return tomli_w.dumps({"v": v}).strip()[len("v = "):]
 
 
 def _declared_direction(data: dict[str, Any]) -> str:
