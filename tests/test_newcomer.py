@@ -241,3 +241,11 @@ def test_a_long_list_override_stays_one_comment_line(project, tmp_path):
     path = tmp_path / "again.toml"
     path.write_text(text)
     assert api.load_spec(str(path)).to_data() == s.to_data()
+
+
+def test_a_ci_end_below_the_precision_is_not_scientific():
+    summary = json.loads(EXAMPLES[-1].read_text())  # quick
+    e = summary["baselines"]["adamw"]
+    e["diff"]["ci"] = [-0.0030, 1.677e-05]
+    line = next(x for x in verdict_lines(summary) if "AdamW" in x)
+    assert "e−05" not in line and "+0.0000]" in line

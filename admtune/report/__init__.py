@@ -95,8 +95,13 @@ def spec_toml(results: StudyResults) -> str:
 
 
 def _signed(x: Any, dec: int | None) -> str:
+    """Δ or a CI end at the line's precision, signed: an end smaller than that precision reads
+    +0.0000, not 1.677e−05 beside −0.0030 (where the precision is the cap, fmt decides)."""
     from admtune.report.text import fmt
 
+    if isinstance(x, (int, float)) and dec is not None and dec < 8 and abs(x) < 1e6:
+        s = f"{x:.{dec}f}".replace("-", "−")
+        return s if s.startswith("−") else "+" + s
     s = fmt(x, decimals=dec)
     return s if s.startswith(("−", "—")) or s in ("0", "nan") else "+" + s
 
