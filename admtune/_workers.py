@@ -138,6 +138,8 @@ def plan_devices(device: str, workers: int) -> tuple[list[str], int]:
 def main(argv: list[str] | None = None) -> int:
     """A worker process: run its share of the study, then exit 0 (complete), 130 (stopped and
     resumable) or 2 (bad input), saying why in one line."""
+    from dataclasses import replace
+
     from . import _gc, api
     from .study.spec import StudySpec
 
@@ -147,7 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     _gc.pause()
     try:
         outcome = api.run_study(
-            StudySpec.from_data(job["spec"], source=job.get("source", "")), storage=job["storage"],
+            replace(StudySpec.from_data(job["spec"], source=job.get("source", "")),
+                    overrides=tuple(job.get("overrides", ())), notes=tuple(job.get("notes", ()))),
+            storage=job["storage"],
             out=job["out"], device=job["device"], stop=stop, command=job.get("command", ""),
             pdf=job.get("pdf", True), wait_timeout=job.get("wait_timeout", 3600.0),
         )

@@ -20,14 +20,14 @@ import shutil
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import AdmtuneError, SpecError, StorageError
 from .study import storage as st
-from .study.events import Events, Interrupted, StopFlag
+from .study.events import Events, Interrupted, LineEvents, StopFlag
 from .study.results import StudyResults
 from .study.spec import StudySpec, load, resolve, spec_paths
 from .util import atomic_write, mask
@@ -77,8 +77,8 @@ def prepare_engine(spec: StudySpec, *, storage: str | None = None, out: str | Pa
     from .devices import resolve_device
     from .study.engine import Engine
 
-    workload = _check_inputs(spec, storage)
     dev = resolve_device(device)
+    workload = _check_inputs(spec, storage, dev)
     created = _missing_folders(out, spec.name)  # what _out_folder makes
     out_dir = _out_folder(out, spec.name)
     url = storage or st.default_url(out_dir)
@@ -93,10 +93,10 @@ def prepare_engine(spec: StudySpec, *, storage: str | None = None, out: str | Pa
     return engine, out_dir
 
 
-def _check_inputs(spec: StudySpec, storage: str | None):
-    """The workload, once its options, the spec's metric and direction and ``storage`` are
-    checked: what is refused before the out folder is made."""
-    from .workloads import get_workload
+def _check_inputs(spec: StudySpec, storage: str | None, device: Any = None):
+    """The workload, once its options, the spec's metric and direction, its data on ``device``
+    and ``storage`` are checked: what is refused before the out folder is made."""
+    from .workloads import check_workload, get_workload
 
     workload = get_workload(spec.workload, spec.workload_options)
     if spec.metric not in workload.metrics:
@@ -109,6 +109,8 @@ def _check_inputs(spec: StudySpec, storage: str | None):
             f"direction must be {workload.metrics[spec.metric]!r} for metric {spec.metric!r}, "
             f"got {spec.direction!r}"
         )
+    if device is not None:
+        check_workload(workload, device)  # e.g. data that is not there: no study.db for it
     if storage is not None:
         st.check_url(storage)
     return workload
@@ -154,8 +156,12 @@ def run_study(spec: StudySpec, *, workers: int = 1, storage: str | None = None,
               out: str | Path | None = None, device: str = "auto", events: Events | None = None,
               stop: StopFlag | None = None, command: str = "", report: bool = True, pdf: bool = True,
               heartbeat_interval: int | None = st.HEARTBEAT_INTERVAL,
-              grace_period: int | None = st.GRACE_PERIOD, wait_timeout: float | None = 3600.0) -> Outcome:
+              grace_period: int | None = st.GRACE_PERIOD, wait_timeout: float | None = 3600.0,
+              progress: Callable[[str], None] | None = None) -> Outcome:
     """Run or resume a study; when every run has ended, write its report into the out folder.
+
+    Progress: ``progress=print`` (any callable taking a line) gets one line per finished run;
+    without it, nor ``events``, the same lines go to the ``admtune`` logger at INFO.
 
     ``workers > 1`` starts that many worker processes on this machine in all (this one is
     worker 0), sharing the study through its storage; ``device="cuda"`` spreads them over the
@@ -165,11 +171,15 @@ def run_study(spec: StudySpec, *, workers: int = 1, storage: str | None = None,
     ``wait_timeout`` seconds in which no run ended anywhere (None: wait as long as it takes).
     """
     group = None
+    if events is None:
+        events = LineEvents(progress)
     if workers != 1:
         from . import _workers
+        from .devices import resolve_device
 
         devices, threads = _workers.plan_devices(device, workers)
-        _check_inputs(spec, storage)  # bad input starts no worker and makes no out folder
+        # bad input starts no worker and makes no out folder
+        _check_inputs(spec, storage, resolve_device(devices[0]))
         device = devices[0]
         if device == "cpu":
             os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
@@ -177,7 +187,8 @@ def run_study(spec: StudySpec, *, workers: int = 1, storage: str | None = None,
                 sys.modules["torch"].set_num_threads(threads)
         created = _missing_folders(out, spec.name)
         out_dir = _out_folder(out, spec.name)
-        job = {"spec": spec.to_data(), "source": spec.source, "out": str(out_dir),
+        job = {"spec": spec.to_data(), "source": spec.source, "overrides": list(spec.overrides),
+               "notes": list(spec.notes), "out": str(out_dir),
                "storage": storage or st.default_url(out_dir), "command": command, "pdf": pdf,
                "wait_timeout": wait_timeout}
         group = _workers.WorkerGroup.start(job, devices[1:], threads)
@@ -235,12 +246,14 @@ def _run_here(spec: StudySpec, *, storage: str | None, out: str | Path | None, d
     )
     with _storage_errors(engine.storage_url):
         try:
+            # the resolved spec beside the storage from the start: the re-run command's input
+            atomic_write(out_dir / "spec.toml", mask(spec.to_toml()))
             complete = engine.run()
             results = engine.results()
             reported = complete and report and engine.writes_report and engine.claim_report()
             if reported:
                 engine.events.phase("report", 1, 0)
-                write_report(results, out_dir, pdf=pdf)
+                write_report(results, out_dir, pdf=pdf, storage_url=engine.storage_url)
                 engine.report_written()
                 engine.events.phase("report", 1, 1)
         except BaseException:
@@ -269,8 +282,7 @@ def rebuild_report(name_or_spec: str | StudySpec, *, out: str | Path | None = No
     out_dir = out_path(out, name)
     url = storage or st.default_url(out_dir)
     if storage is None and not (out_dir / "study.db").is_file():
-        what = name_or_spec if isinstance(name_or_spec, str) else name
-        raise StorageError(f"no stored study at {out_dir / 'study.db'}; run `admtune study {what}` first")
+        raise StorageError(_no_stored_study(name_or_spec, name, out_dir))
     if storage is not None:
         st.require_stored(url)
     with _storage_errors(url):
@@ -280,8 +292,26 @@ def rebuild_report(name_or_spec: str | StudySpec, *, out: str | Path | None = No
         finally:
             st.close_storage(opened)
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_report(results, out_dir, pdf=pdf)
+    write_report(results, out_dir, pdf=pdf, storage_url=url)
     return out_dir
+
+
+def _no_stored_study(name_or_spec: str | StudySpec, name: str, out_dir: Path) -> str:
+    """Why there is nothing to rebuild, and the command that helps: a near miss of a stored study
+    or a known spec (a typo), else the study to run first."""
+    from .study.spec import closest
+
+    what = name_or_spec if isinstance(name_or_spec, str) else name
+    found = f"no stored study at {out_dir / 'study.db'}"
+    stored = {p.parent.name for p in out_dir.parent.glob("*/study.db")}
+    close = closest(name, (stored | set(spec_paths())) - {name})
+    if close:
+        return (f"{found}; did you mean {close!r}? (admtune report {close}, or admtune study "
+                f"{close} to run it)")
+    if isinstance(name_or_spec, StudySpec) or what.endswith(".toml") or what in spec_paths():
+        where = "" if out_dir == out_path(None, name) else f" --out {out_dir}"
+        return f"{found}; run `admtune study {what}{where}` first"
+    return f"{found}, and {what!r} is not a known study (see admtune list)"
 
 
 def serve_storage_proxy(storage: str, *, host: str = "localhost", port: int = 13000,
@@ -300,11 +330,23 @@ def _study_name(name_or_spec: str | StudySpec) -> str:
     return name_or_spec
 
 
-def write_report(results: StudyResults, out_dir: str | Path, pdf: bool = True) -> dict[str, Any]:
-    """The report: summary.json, runs.csv, report.html and report.pdf, each written atomically."""
+def write_report(results: StudyResults, out_dir: str | Path, pdf: bool = True,
+                 storage_url: str | None = None) -> dict[str, Any]:
+    """The report: summary.json, runs.csv, spec.toml, report.html and report.pdf, each written
+    atomically; ``storage_url`` (default ``out_dir/study.db``) goes into its rebuild command."""
     from .report import write_report as write
 
-    return write(results, Path(out_dir), pdf=pdf)
+    if storage_url == st.default_url(Path(out_dir)):
+        storage_url = None  # the report's commands then need no --storage
+    return write(results, Path(out_dir), pdf=pdf, storage_url=storage_url)
+
+
+def workload_needs(workload: str) -> str:
+    """What a study of ``workload`` needs beyond admtune and a CPU ("GPU, CIFAR-10 data"), "—"
+    for nothing, without importing the workload (``admtune list`` stays fast)."""
+    from .workloads import NEEDS
+
+    return NEEDS.get(workload, "—" if ":" not in workload else "see its workload")
 
 
 def write_runs_csv(results: StudyResults, out_dir: str | Path) -> Path:
@@ -373,7 +415,8 @@ def _storage_errors(url: str) -> Iterator[None]:
                            "again") from None
 
 
-__all__ = ["Events", "Interrupted", "Outcome", "StopFlag", "StudySpec", "check_device", "list_studies",
+__all__ = ["Events", "Interrupted", "LineEvents", "Outcome", "StopFlag", "StudySpec", "check_device",
+           "list_studies", "workload_needs",
            "serve_storage_proxy",
            "load_spec",
            "prepare_engine", "rebuild_report", "run_study", "write_report", "write_runs_csv"]

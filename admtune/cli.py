@@ -56,19 +56,30 @@ SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a spec
 PdfOpt = Annotated[bool, typer.Option("--pdf/--no-pdf", help="Also render report.pdf.")]
 WaitOpt = Annotated[float, typer.Option("--wait-timeout", help="Seconds an idle worker waits for runs of other workers, none of them ending, before it gives up (0: no limit).")]
 WorkersOpt = Annotated[int, typer.Option("--workers", "-j", help="Workers on this machine sharing the study; with --device cuda they spread over the GPUs.")]
+DetailOpt = Annotated[bool, typer.Option("--detail", help="Also print the detail table (p-values, divergences, trials to match, seeds to resolve), however wide.")]
+# Without a terminal (CI logs, nohup) a line per finished run, at most this often (seconds).
+LINE_EVERY_S = 3.0
 
 
 class _ProgressEvents:
-    """Draws the engine's phases as Rich progress bars."""
+    """Draws the engine's phases as Rich progress bars; without a terminal, plain lines (a finished
+    run every few seconds, each phase's end) so that a log is never silent for a whole stage."""
 
-    def __init__(self, progress: Progress):
+    def __init__(self, progress: Progress, quiet: bool = False):
+        from .api import LineEvents
+
         self.progress = progress
         self.tasks: dict[str, Any] = {}
         self.current = progress.add_task("", total=None, visible=False)
         self._last_wait: str | None = None
         self._reasons: set[str | None] = set()
+        self.lines = None if quiet or not progress.disable else LineEvents(
+            lambda line: progress.console.print(escape(line), highlight=False, soft_wrap=True),
+            every=LINE_EVERY_S)
 
     def phase(self, name: str, total: int, done: int) -> None:
+        if self.lines is not None and done < total:  # a phase's end has its own line below
+            self.lines.phase(name, total, done)
         if name not in self.tasks:
             self.tasks[name] = self.progress.add_task(name, total=total)
         elif self.progress.disable and done >= total and \
@@ -83,6 +94,8 @@ class _ProgressEvents:
 
     def run_finished(self, label: str, status: str, value: float | None, wall_s: float,
                      reason: str | None = None) -> None:
+        if self.lines is not None:
+            self.lines.run_finished(label, status, value, wall_s)  # reasons: printed below
         if status in ("diverged", "failed"):
             shown = {"diverged": "[yellow]diverged", "failed": "[red]failed"}[status]
             # The reason the first time it appears (nine identical crashes need one explanation).
@@ -134,6 +147,8 @@ def _run_study_paused(name: str, trials: int | None, seeds: int | None, storage:
     if not wait_timeout >= 0:  # NaN too: an idle worker would wait for ever
         raise SpecError(f"--wait-timeout must be a number of seconds ≥ 0 (0: no limit), got {wait_timeout}")
     s = api.load_spec(name, sets or [], trials=trials, seeds=seeds)
+    for note in s.notes:  # e.g. an epochs override that replaced the spec's steps
+        err_console.print(f"note: {escape(note)}", highlight=False, soft_wrap=True)
     stop = api.StopFlag()
 
     def on_sigint(signum: int, frame: Any) -> None:
@@ -155,7 +170,7 @@ def _run_study_paused(name: str, trials: int | None, seeds: int | None, storage:
         with progress:
             outcome = api.run_study(
                 s, workers=workers, storage=storage, out=out, device=device,
-                events=_ProgressEvents(progress), stop=stop, command=_command_line(), pdf=pdf,
+                events=_ProgressEvents(progress, quiet), stop=stop, command=_command_line(), pdf=pdf,
                 wait_timeout=wait_timeout if wait_timeout > 0 else None,
             )
     except api.Interrupted:
@@ -177,20 +192,32 @@ def _run_study_paused(name: str, trials: int | None, seeds: int | None, storage:
     return outcome
 
 
-def _print_summary(out_dir: Path) -> dict[str, Any] | None:
-    """Print the verdict table and the report's files; return the summary (None: no report)."""
+def _print_summary(out_dir: Path, detail: bool = False) -> dict[str, Any] | None:
+    """Print the answer (one line per baseline), the detail table where it fits the width (or
+    when asked for), and the report's files; return the summary (None: no report)."""
     summary_path = out_dir / "summary.json"
     summary = None
     if summary_path.is_file():
-        from .report import verdict_table
+        from rich.measure import Measurement
+
+        from .report import verdict_lines, verdict_table
 
         summary = json.loads(summary_path.read_text())
-        # Logs and pipes are not 80 columns wide screens: give the table room there.
-        out = console if console.is_terminal else Console(width=150)
-        out.print(verdict_table(summary))
-    for f in ("report.html", "report.pdf", "summary.json", "runs.csv"):
+        for line in verdict_lines(summary, console.width):
+            console.print(line, highlight=False, soft_wrap=True)
+        table = verdict_table(summary)
+        # measured unbounded: within the console's width a table always "fits", by wrapping
+        needed = Measurement.get(console, console.options.update(max_width=10_000), table).maximum
+        if detail or needed <= console.width:
+            # asked for on a narrow screen: the terminal wraps it; a log gets it whole
+            out = console if console.is_terminal or needed <= console.width else Console(width=needed)
+            out.print(table)
+        else:
+            console.print(f"[dim]detail table: --detail ({needed} columns), or the report[/]",
+                          highlight=False)
+    for f in ("report.html", "report.pdf", "summary.json", "runs.csv", "spec.toml"):
         if (out_dir / f).is_file():
-            console.print(f"  [dim]{out_dir / f}[/]")
+            console.print(f"  [dim]{escape(str(out_dir / f))}[/]", highlight=False, soft_wrap=True)
     return summary
 
 
@@ -199,28 +226,28 @@ def study(
     name: Annotated[str, typer.Argument(help="A study name (see `admtune list`) or a path to a .toml spec.")],
     trials: TrialsOpt = None, seeds: SeedsOpt = None, storage: StorageOpt = None,
     device: DeviceOpt = "auto", out: OutOpt = None, set_: SetOpt = None, pdf: PdfOpt = True,
-    workers: WorkersOpt = 1, wait_timeout: WaitOpt = 3600.0,
+    workers: WorkersOpt = 1, wait_timeout: WaitOpt = 3600.0, detail: DetailOpt = False,
 ) -> None:
-    """Run or resume a study, then write its report (summary.json, report.html, report.pdf, runs.csv)."""
+    """Run or resume a study, then write its report (summary.json, report.html, report.pdf, runs.csv, spec.toml)."""
     try:
         outcome = _run_study(name, trials, seeds, storage, device, out, set_, pdf, workers=workers,
                              wait_timeout=wait_timeout)
     except AdmtuneError as exc:
         _fail(exc)
     if not outcome.reported and (outcome.out_dir / "summary.json").is_file() and workers > 1:
-        _print_summary(outcome.out_dir)  # another worker of this command ended the last run
+        _print_summary(outcome.out_dir, detail)  # another worker of this command ended the last run
         return
     if not outcome.reported:
         console.print("The study is complete; the worker that ended its last run writes the report "
                       f"(or: admtune report {name} --out {outcome.out_dir}).")
         return
-    _print_summary(outcome.out_dir)
+    _print_summary(outcome.out_dir, detail)
 
 
 @app.command()
 def report(
     name: Annotated[str, typer.Argument(help="The study name (as stored) or its spec path.")],
-    out: OutOpt = None, storage: StorageOpt = None, pdf: PdfOpt = True,
+    out: OutOpt = None, storage: StorageOpt = None, pdf: PdfOpt = True, detail: DetailOpt = False,
 ) -> None:
     """Rebuild a study's report from its storage alone (no training)."""
     from . import api
@@ -229,7 +256,7 @@ def report(
         out_dir = api.rebuild_report(name, out=out, storage=storage, pdf=pdf)
     except AdmtuneError as exc:
         _fail(exc)
-    summary = _print_summary(out_dir) or {}
+    summary = _print_summary(out_dir, detail) or {}
     if summary.get("complete") is False:
         from .report.text import incomplete_text
 
@@ -263,19 +290,26 @@ def storage_proxy(
 def list_() -> None:
     """Show the studies: ./studies/*.toml first, then the ones shipped with admtune."""
     from . import api
-
-    table = Table(title="admtune studies", title_justify="left")
-    table.add_column("study", style="bold")
-    table.add_column("workload")
-    table.add_column("metric")
-    table.add_column("description")
+    wide = console.width >= 120  # the workload column only where the description keeps its room
+    table = Table(title="admtune studies", title_justify="left", box=None, padding=(0, 1),
+                  caption="needs: what a study needs beyond admtune and a CPU (a GPU study runs "
+                          "on a CPU too, slowly); data: see README, Running the real studies",
+                  caption_justify="left")
+    table.add_column("study", style="bold", no_wrap=True)
+    if wide:
+        table.add_column("workload", no_wrap=True)
+    table.add_column("metric", no_wrap=True)
+    table.add_column("needs", no_wrap=True)
+    table.add_column("description", ratio=1)
     for stem, path in sorted(api.list_studies().items()):
         try:
             s = api.load_spec(str(path))
-            table.add_row(stem, escape(s.workload), f"{s.metric} ({s.direction})", escape(s.description))
+            needs = api.workload_needs(s.workload)
+            row = [stem, escape(s.workload), s.metric, escape(needs), escape(s.description)]
         except AdmtuneError as exc:
-            table.add_row(stem, "[red]invalid[/]", "", escape(str(exc)))
-    (console if console.is_terminal else Console(width=150)).print(table)
+            row = [stem, "[red]invalid[/]", "", "", escape(str(exc))]
+        table.add_row(*(row if wide else row[:1] + row[2:]))
+    console.print(table)
 
 
 @app.command()

@@ -36,7 +36,7 @@ def written(tmp_path_factory):
 def test_files_written_atomically(written):
     _, summary, out = written
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["report.html", "report.pdf", "runs.csv", "summary.json"]  # no temp files
+    assert names == ["report.html", "report.pdf", "runs.csv", "spec.toml", "summary.json"]  # no temp files
     assert json.loads((out / "summary.json").read_text(encoding="utf-8")) == summary
 
 

@@ -177,6 +177,7 @@ def arm_stats(name: str, arm: ArmData | None) -> ArmStats:
         arm=name, beta=None if name == "adm" else arm.beta, mean=_defined(mean), std=_defined(std),
         ci=_interval(stats.t_interval(x)), n=counts["n"], diverged=counts["diverged"],
         excluded=counts["excluded"], wall_s=sum(r.wall_s for r in arm.runs.values()),
+        wall_median_s=_median_wall(list(arm.runs.values())),
         diverged_ci=_interval(stats.proportion_ci(counts["diverged"],
                                                   counts["n"] + counts["diverged"])),
     )
@@ -534,8 +535,16 @@ def wall_times(bd: BaselineData) -> tuple[WallTime, ...]:
     groups = [("trial", bd.trials), ("adm_trial", bd.adm_trials), ("select", bd.select),
               ("adm_select", bd.adm_select)]
     groups += [(a, list(ad.runs.values())) for a, ad in bd.arms.items()]
-    return tuple(WallTime(arm, len(runs), sum(r.wall_s for r in runs))
+    return tuple(WallTime(arm, len(runs), sum(r.wall_s for r in runs), _median_wall(runs))
                  for arm, runs in groups if runs)
+
+
+def _median_wall(runs: list[Run]) -> float | None:
+    walls = sorted(float(r.wall_s) for r in runs if r.wall_s is not None)
+    if not walls:
+        return None
+    mid = len(walls) // 2
+    return walls[mid] if len(walls) % 2 else (walls[mid - 1] + walls[mid]) / 2
 
 
 # ----------------------------------------------------------------------------------------------

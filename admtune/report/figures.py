@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -44,6 +45,8 @@ DIVERGED_COLOUR = OKABE_ITO["black"]
 FINALIST_COLOUR = "#1F4E79"  # the trials' edge colour, darker: a finalist is a trial re-run
 
 FULL_WIDTH = 6.7  # inches: A4 minus the page margins
+# 1 − β of the β-sensitivity figure's top axis: β = 0, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99, …
+BETA_TICKS = (1.0, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01, 0.005, 0.002, 0.001, 0.0001, 0.00001)
 
 RC = {
     "font.family": "DejaVu Sans",
@@ -76,6 +79,16 @@ def _svg(fig: plt.Figure) -> str:
     fig.savefig(buf, format="svg", bbox_inches="tight", pad_inches=0.03, metadata={"Date": None})
     plt.close(fig)
     return buf.getvalue()
+
+
+def _plain_log_ticks(axis: Any, lo: float, hi: float) -> None:
+    """Plain tick labels (0.2, 0.5, 1, 2) on a log axis spanning under two decades, where
+    matplotlib would write 2×10⁻¹ or label only one power of ten."""
+    if not (lo > 0 and hi / lo < 100):
+        return
+    axis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 
 
 def _positive_spread(y: np.ndarray) -> bool:
@@ -201,12 +214,13 @@ def beta_sensitivity(entry: BaselineSummary, summary: Summary, colours: dict[str
         if adm_mean is not None:
             finite = np.r_[finite, adm_mean]
         log_y = _positive_spread(finite)
-        if log_y:
-            ax.set_yscale("log")
         if finite.size:
             y0, y1 = float(np.min(finite)), float(np.max(finite))
         else:
             y0, y1 = 0.0, 1.0
+        if log_y:
+            ax.set_yscale("log")
+            _plain_log_ticks(ax.yaxis, y0, y1)
         if div.any():
             # diverged trials have no value: drawn on the worst edge, in their own strip
             if log_y:
@@ -223,22 +237,36 @@ def beta_sensitivity(entry: BaselineSummary, summary: Summary, colours: dict[str
                         fontsize=6.5, color="#444444")
             handles.append((Line2D([], [], ls="", marker="x", color=DIVERGED_COLOUR),
                             f"trial, diverged ({int(div.sum())})"))
-        ax.axvline(0.1, color=colours["default"], ls="--", lw=1.0, zorder=2)
-        handles.append((Line2D([], [], color=colours["default"], ls="--", lw=1.0), "β = 0.9"))
         tuned_beta = entry.tuned.beta
-        if tuned_beta is not None:
-            ax.axvline(max(1 - tuned_beta, 1e-6), color=colours["tuned"], ls="-.", lw=1.1, zorder=2)
-            handles.append((Line2D([], [], color=colours["tuned"], ls="-.", lw=1.1),
-                            f"tuned β = {tuned_beta:.3g}"))
+        qt = max(1 - tuned_beta, 1e-6) if tuned_beta is not None else None
+        # a tuned β within 3 % of β = 0.9 in 1 − β draws on the same line: say which is which
+        near = qt is not None and abs(math.log10(qt / 0.1)) < 0.013
+        ax.axvline(0.1, color=colours["default"], ls="--", lw=1.0, zorder=3)
+        handles.append((Line2D([], [], color=colours["default"], ls="--", lw=1.0), "β = 0.9"))
+        if qt is not None:
+            # beneath and wider when it coincides with β = 0.9, so both stay visible
+            ax.axvline(qt, color=colours["tuned"], ls="-" if near else "-.",
+                       lw=3.2 if near else 1.1, alpha=0.45 if near else 1.0, zorder=2)
+            handles.append((Line2D([], [], color=colours["tuned"], ls="-" if near else "-.",
+                                   lw=3.2 if near else 1.1, alpha=0.45 if near else 1.0),
+                            f"tuned β = {text.fmt_beta(tuned_beta)}"
+                            + (" (on β = 0.9's line)" if near and tuned_beta != 0.9 else
+                               " (= β = 0.9)" if near else "")))
         ax.set_xscale("log")
-        qmin = min(float(q.min()), 1 - (tuned_beta or 0.9), 0.1, *fq.tolist())
+        qmin = min(float(q.min()), qt or 0.1, 0.1, *fq.tolist())
         qmax = max(float(q.max()), 0.1, *fq.tolist())
+        if qmax / qmin < 10:  # few trials close together: at least a decade, for β ticks to read
+            mid = math.sqrt(qmax * qmin)
+            qmin, qmax = min(qmin, mid / math.sqrt(10)), max(qmax, mid * math.sqrt(10))
         ax.set_xlim(qmax * 1.5, qmin / 1.5)  # reversed: β grows to the right
         ax.set_xlabel("1 − β (log scale; dimensionless)")
         ax.set_ylabel(metric_label(metric, "validation"))
         top = ax.secondary_xaxis("top")
-        ticks = [t for t in (1.0, 0.5, 0.1, 0.01, 0.001, 0.0001) if qmin / 1.5 <= t <= qmax * 1.5]
-        top.set_xticks(ticks, [f"{1 - t:g}" for t in ticks])
+        ticks = [t for t in BETA_TICKS if qmin / 1.5 <= t <= qmax * 1.5]
+        while len(ticks) > 7:  # many decades: every other one, keeping β = 0.9 (1 − β = 0.1)
+            ticks = [t for i, t in enumerate(ticks) if i % 2 == ticks.index(0.1) % 2] \
+                if 0.1 in ticks else ticks[::2]
+        top.set_xticks(ticks, [f"{1 - t:.6g}" for t in ticks])
         top.set_xticks([], minor=True)
         top.set_xlabel("β")
         ax.legend([h for h, _ in handles], [t for _, t in handles], loc="upper left",
@@ -291,6 +319,10 @@ def _zoom(ax, series: list, log_y: bool) -> None:
     full_v = full_v[np.isfinite(full_v)]
     if tail_v.size == 0 or full_v.size == 0:
         return
+    # sparse validation (every 100 steps, say) leaves a point or two in the tail: an inset of
+    # them is an empty box
+    if any(int(np.isfinite(mean[g >= start]).sum()) < 3 for g, mean, *_ in series):
+        return
     t0, t1 = float(tail_v.min()), float(tail_v.max())
     f0, f1 = float(full_v.min()), float(full_v.max())
     if log_y or not (f1 > f0) or (t1 - t0) > 0.25 * (f1 - f0):
@@ -332,6 +364,7 @@ def learning_curves(entry: BaselineSummary, summary: Summary, colours: dict[str,
             log_y = lo is not None and lo > 0 and hi / lo > 20
             if log_y:
                 ax.set_yscale("log")
+                _plain_log_ticks(ax.yaxis, lo, hi)
             _zoom(ax, series, log_y)
             ax.set_xlabel("training step (optimizer steps)")
             if panel.kind == "train":
@@ -355,7 +388,20 @@ def learning_curves(entry: BaselineSummary, summary: Summary, colours: dict[str,
 # ----------------------------------------------------------------------------------------------
 # AdM's β_t
 
-HEATMAP_ABOVE = 6  # tensors: more than this many lines would be unreadable, a heatmap is not
+HEATMAP_ABOVE = 4  # tensors: more lines than this are a tangle; a quantile band and heat map are not
+
+
+_STORED_ID = re.compile(r"^g(\d+)\.p(\d+) \((.*)\)$")
+
+
+def _tensor_label(name: str) -> str:
+    """A β_t trace's tensor: its parameter name; studies run before workloads passed names
+    stored ``g0.p1 (128,)``, shown as ``group 1, tensor 2 (128)``."""
+    m = _STORED_ID.match(name)
+    if not m:
+        return name
+    shape = " × ".join(d.strip() for d in m[3].split(",") if d.strip())
+    return f"group {int(m[1]) + 1}, tensor {int(m[2]) + 1} ({shape})"
 
 
 def beta_traces(entry: BaselineSummary, summary: Summary, colours: dict[str, str]) -> Figure:
@@ -363,21 +409,39 @@ def beta_traces(entry: BaselineSummary, summary: Summary, colours: dict[str, str
     tr = entry.traces
     if tr is None:
         return Figure(None, text.traces_caption(b), text.NO_TRACES)
-    names, grid, mean_seed = tr.names, tr.step, tr.mean
+    names, grid, mean_seed = [_tensor_label(n) for n in tr.names], tr.step, tr.mean
     k = len(names)
     caption = text.traces_caption(b, k, tr.seeds, heatmap=k > HEATMAP_ABOVE)
     tuned_beta = entry.tuned.beta
 
+    med = np.nanmedian(mean_seed, axis=1) if mean_seed.size else np.array([])
+    # AdM at its cap β_max = 0.9 most of the time, and the tuned β there too: three lines in one
+    on_cap = bool(med.size) and float(np.mean(np.abs(med - 0.9) < 0.01)) > 0.5
+    tuned_on = tuned_beta is not None and abs(tuned_beta - 0.9) < 0.005
+
     def refs(ax):
-        ax.axhline(0.9, color=colours["default"], ls="--", lw=1.0, zorder=1)
+        # wide and translucent beneath AdM's line where they coincide, so each one shows
+        wide = 4.0 if on_cap else 1.0
+        ax.axhline(0.9, color=colours["default"], ls="-" if on_cap else "--", lw=wide,
+                   alpha=0.35 if on_cap else 1.0, zorder=1)
         if tuned_beta is not None:
-            ax.axhline(tuned_beta, color=colours["tuned"], ls="-.", lw=1.0, zorder=1)
+            ax.axhline(tuned_beta, color=colours["tuned"], ls="-." if not (on_cap and tuned_on)
+                       else (0, (1, 2)), lw=1.6 if on_cap and tuned_on else 1.0, zorder=4)
+        if on_cap:
+            # in the empty lower right, where no trace is: the three lines at 0.9 read as one
+            ax.text(0.99, 0.3, r"AdM's $\beta_t$ sits at its cap $\beta_{\max}$ = 0.9 most of the "
+                    "time, on the β = 0.9 line" + (f"\nand the tuned β = "
+                                                  f"{text.fmt_beta(tuned_beta)}" if tuned_on else ""),
+                    transform=ax.transAxes, ha="right", va="center", fontsize=6.5,
+                    color="#333333", bbox={"facecolor": "white", "edgecolor": "none", "pad": 1.5})
         ax.set_ylim(-0.02, 1.0)
 
-    ref_handles = [(Line2D([], [], color=colours["default"], ls="--"), "β = 0.9")]
+    ref_handles = [(Line2D([], [], color=colours["default"], ls="-" if on_cap else "--",
+                           lw=4.0 if on_cap else 1.0, alpha=0.35 if on_cap else 1.0), "β = 0.9")]
     if tuned_beta is not None:
-        ref_handles.append((Line2D([], [], color=colours["tuned"], ls="-."),
-                            f"tuned β = {tuned_beta:.3g}"))
+        ref_handles.append((Line2D([], [], color=colours["tuned"],
+                                   ls=(0, (1, 2)) if on_cap and tuned_on else "-."),
+                            f"tuned β = {text.fmt_beta(tuned_beta)}"))
     with matplotlib.rc_context(RC), sns.axes_style("ticks", {"axes.grid": True}):
         if k <= HEATMAP_ABOVE:
             fig, ax = plt.subplots(figsize=(FULL_WIDTH, 2.4), layout="constrained")
@@ -529,6 +593,7 @@ def best_so_far(entry: BaselineSummary, summary: Summary, colours: dict[str, str
         fig, ax = plt.subplots(figsize=(FULL_WIDTH, 2.3), layout="constrained")
         if log_y:
             ax.set_yscale("log")
+            _plain_log_ticks(ax.yaxis, float(shown.min()), float(shown.max()))
         if shown.size:
             y0, y1 = float(shown.min()), float(shown.max())
             if log_y:

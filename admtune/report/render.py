@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import re
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +26,12 @@ from admtune.report.text import (
     baseline_decimals,
     baseline_name,
     budget_change_text,
+    duration,
     fmt,
+    fmt_beta,
     fmt_ci,
     fmt_p,
     fmt_rate_ci,
-    hms,
     incomplete_text,
     metric_decimals,
     metric_label,
@@ -45,27 +47,47 @@ from admtune.report.text import (
     tuning_sentence,
 )
 from admtune.study.results import StudyResults
+from admtune.study.spec import StudySpec
 from admtune.util import mask
 
 TEMPLATES = Path(__file__).parent / "templates"
 
 
-def _spec_text(spec: dict[str, Any]) -> str:
+def _spec_text(spec: StudySpec) -> str:
+    """The resolved spec as spec.toml holds it (the input format)."""
     try:
-        import tomli_w
-
-        def plain(x: Any) -> Any:  # TOML has no null: drop None values
-            if isinstance(x, dict):
-                return {str(k): plain(v) for k, v in x.items() if v is not None}
-            if isinstance(x, (list, tuple)):
-                return [plain(v) for v in x if v is not None]
-            return x
-
-        return mask(tomli_w.dumps(plain(spec)))
+        return mask(spec.to_toml())
     except Exception:  # an odd value TOML cannot hold: fall back to JSON
         import json
 
-        return mask(json.dumps(spec, indent=2, default=str, ensure_ascii=False))
+        return mask(json.dumps(spec.to_data(), indent=2, default=str, ensure_ascii=False))
+
+
+def commands(results: StudyResults, out_dir: Path | None,
+             storage_url: str | None) -> dict[str, str]:
+    """The commands that reproduce *this* folder: re-run (resume) the study from the spec.toml
+    written beside the report, and rebuild the report from its storage (``storage_url``: None
+    for the default, ``out_dir/study.db``); credentials masked."""
+    if out_dir is None:  # a report rendered for no folder: the study's defaults
+        return {"rerun": f"admtune study {shlex.quote(results.name)}",
+                "rebuild": f"admtune report {shlex.quote(results.name)}"}
+    out = shlex.quote(str(out_dir))
+    where = f" --out {out}"
+    if storage_url:
+        where += f" --storage {shlex.quote(mask(storage_url))}"
+    spec_file = shlex.quote(str(Path(out_dir) / "spec.toml"))
+    return {"rerun": f"admtune study {spec_file}{where}",
+            "rebuild": f"admtune report {shlex.quote(results.name)}{where}"}
+
+
+def resolved_with(spec: StudySpec, out_dir: Path | None) -> str:
+    """What sets this report apart from another of the same spec: its overrides and out folder."""
+    parts = []
+    if spec.overrides:
+        parts.append("overrides " + " ".join(f"--set {o}" for o in spec.overrides))
+    if out_dir is not None:
+        parts.append(f"out folder {out_dir}")
+    return mask(" · ".join(parts))
 
 
 def _svg_width_pt(svg: str) -> float | None:
@@ -90,11 +112,11 @@ def _arm_rows(e: BaselineSummary, beta_free: bool, colours: dict[str, str],
         rows.append({
             "arm": arm, "label": arm_label(e.baseline, arm, st.beta, beta_free),
             "colour": colours.get(arm, "#000"),
-            "beta": "adaptive" if arm == "adm" else fmt(st.beta, 4), "n": st.n,
+            "beta": "adaptive" if arm == "adm" else fmt_beta(st.beta), "n": st.n,
             "diverged": st.diverged, "excluded": st.excluded,
             "diverged_ci": fmt_rate_ci(st.diverged_ci) if st.runs else "—",
             "mean": fmt(st.mean, decimals=dec), "std": fmt(st.std, 2),
-            "ci": fmt_ci(st.ci, dec), "wall": hms(st.wall_s),
+            "ci": fmt_ci(st.ci, dec), "wall": duration(st.wall_median_s),
         })
     return rows
 
@@ -103,7 +125,7 @@ def _finalist_rows(finalists: tuple[FinalistStats, ...]) -> list[dict[str, Any]]
     # one precision for the table: the finalists' own spread (validation, not test)
     dec = metric_decimals((f.std for f in finalists), (None, None))
     return [{
-        "beta": "adaptive" if f.beta is None else fmt(f.beta, 4), "lr": fmt(f.lr, 3),
+        "beta": "adaptive" if f.beta is None else fmt_beta(f.beta), "lr": fmt(f.lr, 3),
         "origin": f.origin or "—", "mean": fmt(f.mean, decimals=dec),
         "std": fmt(f.std, decimals=dec), "n": f"{f.n} of {f.seeds}", "diverged": f.diverged,
         "chosen": f.chosen,
@@ -154,7 +176,7 @@ def _baseline_context(e: BaselineSummary, summary: Summary, figs: dict[str, Figu
         "verdict": e.verdict,
         "reason": e.reason,
         "e": e,
-        "tuned_beta": fmt(e.tuned.beta, 4),
+        "tuned_beta": fmt_beta(e.tuned.beta),
         "adm_mean": fmt(e.adm.mean, decimals=dec),
         "adm_ci": fmt_ci(e.adm.ci, dec),
         "tuned_mean": fmt(e.tuned.mean, decimals=dec),
@@ -211,16 +233,21 @@ def _baseline_context(e: BaselineSummary, summary: Summary, figs: dict[str, Figu
 
 
 def build_context(
-    results: StudyResults, summary: Summary, figures: dict[str, Any]
+    results: StudyResults, summary: Summary, figures: dict[str, Any], *,
+    out_dir: Path | None = None, storage_url: str | None = None,
 ) -> dict[str, Any]:
-    """The template's variables: every number already worded by :mod:`admtune.report.text`."""
+    """The template's variables: every number already worded by :mod:`admtune.report.text`.
+    ``out_dir`` / ``storage_url``: where this report is written and its study stored."""
     spec = results.spec
+    cmds = commands(results, out_dir, storage_url)
     colours = arm_colours(list(summary.extra_arms))
     baselines = [_baseline_context(e, summary, figures["baselines"][b], colours)
                  for b, e in summary.baselines.items()]
     walls = [{"baseline": baseline_name(b), "arm": w.arm, "runs": w.runs,
-              "total": hms(w.total_s), "mean": fmt(w.total_s / w.runs, 3)}
+              "total": duration(w.total_s), "median": duration(w.median_s)}
              for b, e in summary.baselines.items() for w in e.walls]
+    versions = dict(results.versions or {})
+    platform = versions.pop("platform", None)  # the machine, not a package: a row of its own
     train = spec.train
     return {
         "s": summary,
@@ -247,15 +274,19 @@ def build_context(
         "baselines": baselines,
         "forest": figure_ctx(figures["forest"]),
         "colours": colours,
-        "command": mask(results.command),
-        "rebuild": f"admtune report {results.name}",
+        "command": cmds["rerun"],
+        "first_command": mask(results.command),
+        "rebuild": cmds["rebuild"],
+        "resolved_with": resolved_with(spec, out_dir),
+        "notes": [mask(n) for n in spec.notes],
         "fingerprint": results.fingerprint,
         "version": results.version,
-        "versions": sorted((results.versions or {}).items()),
+        "versions": sorted(versions.items()),
         "device": results.device,
-        "wall": hms(results.wall_s),
+        "wall": duration(results.wall_s),
+        "platform": platform,
         "walls": walls,
-        "spec_text": _spec_text(spec.to_data()),
+        "spec_text": _spec_text(spec),
         "n_runs": len(results.runs),
     }
 

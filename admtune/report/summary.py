@@ -41,6 +41,9 @@ class ArmStats:
     excluded: int                  # failed or pruned
     wall_s: float = 0.0            # sum over the arm's runs (the report's table, not summary.json)
     diverged_ci: Interval = (None, None)  # of diverged / (n + diverged)
+    # median wall time of one run (the report's table): a process's first run also pays its
+    # one-off start-up (imports, data), which a mean would spread over the arm
+    wall_median_s: float | None = None
 
     @property
     def runs(self) -> int:
@@ -340,6 +343,7 @@ class WallTime:
     arm: str                       # an evaluation arm, "trial" or "adm_trial"
     runs: int
     total_s: float
+    median_s: float | None = None  # of one run: robust to the first run's one-off start-up
 
 
 @dataclass(frozen=True)

@@ -51,11 +51,11 @@ def arm_label(baseline: str, arm: str, beta: float | None = None, beta_free: boo
     if arm == "adm":
         return f"{adm_name(baseline)} ({adm_qualifier(beta_free)})"
     if arm == "tuned":
-        return f"{b}, tuned β = {beta:.3g}" if beta is not None else f"{b}, tuned β"
+        return f"{b}, tuned β = {fmt_beta(beta)}" if beta is not None else f"{b}, tuned β"
     if arm == "default":
-        return f"{b}, β = {beta:.3g}" if beta is not None else f"{b}, β = 0.9"
+        return f"{b}, β = {fmt_beta(beta)}" if beta is not None else f"{b}, β = 0.9"
     extra = arm.replace("_", " ")
-    return f"{b}, {extra} (β = {beta:.3g})" if beta is not None else f"{b}, {extra}"
+    return f"{b}, {extra} (β = {fmt_beta(beta)})" if beta is not None else f"{b}, {extra}"
 
 
 def short_label(baseline: str, arm: str, beta: float | None, beta_free: bool) -> str:
@@ -63,10 +63,10 @@ def short_label(baseline: str, arm: str, beta: float | None, beta_free: bool) ->
     if arm == "adm":
         return f"{adm_name(baseline)}\n({adm_qualifier(beta_free)})"
     if arm == "tuned":
-        return f"tuned β\n= {beta:.3g}" if beta is not None else "tuned β"
+        return f"tuned β\n= {fmt_beta(beta)}" if beta is not None else "tuned β"
     if arm == "default":
-        return f"β = {beta:.3g}" if beta is not None else "β = 0.9"
-    return f"{arm.replace('_', ' ')}\n" + (f"β = {beta:.3g}" if beta is not None else "")
+        return f"β = {fmt_beta(beta)}" if beta is not None else "β = 0.9"
+    return f"{arm.replace('_', ' ')}\n" + (f"β = {fmt_beta(beta)}" if beta is not None else "")
 
 
 def legend_label(baseline: str, arm: str, beta: float | None, beta_free: bool) -> str:
@@ -107,6 +107,19 @@ def fmt(x: Any, digits: int = 4, decimals: int | None = None) -> str:
     if decimals is None and "e" not in s and abs(x) >= 1e5:
         s = f"{x:.{digits}g}"
     return s.replace("-", "−")
+
+
+def fmt_beta(beta: Any) -> str:
+    """A momentum β, the same in every table, figure and sentence: three decimals, more where
+    1 − β needs them for two significant digits (0.896, 0.9995); '—' when unknown."""
+    if beta is None:
+        return "—"
+    b = float(beta)
+    if not math.isfinite(b):
+        return "—"
+    gap = abs(1.0 - b)
+    decimals = 3 if gap == 0 else max(3, min(8, math.ceil(-math.log10(gap)) + 1))
+    return f"{b:.{decimals}f}"
 
 
 def fmt_p(p: Any) -> str:
@@ -175,6 +188,24 @@ def baseline_decimals(entry: BaselineSummary) -> int | None:
     return metric_decimals((a.std for a in entry.arms.values()), entry.diff.ci)
 
 
+def duration(seconds: Any) -> str:
+    """A duration that says its unit: '0.13 s', '5.1 s', '2 min 05 s', '1 h 02 min'; '—' when
+    unknown."""
+    try:
+        s = float(seconds)
+    except (TypeError, ValueError):
+        return "—"
+    if not math.isfinite(s) or s < 0:
+        return "—"
+    if s < 60:
+        return f"{s:.2g} s" if s < 10 else f"{s:.0f} s"
+    if s < 3600:
+        m, sec = divmod(int(round(s)), 60)
+        return f"{m} min {sec:02d} s"
+    h, rem = divmod(int(round(s)), 3600)
+    return f"{h} h {rem // 60:02d} min"
+
+
 def hms(seconds: Any) -> str:
     """A duration as h:mm:ss (m:ss under an hour); '—' when unknown."""
     try:
@@ -215,7 +246,7 @@ def verdict_reason(entry: BaselineSummary, spec: StudySpec, alpha: float, margin
     b = entry.baseline
     adm = f"{adm_name(b)} ({adm_qualifier(spec.beta_free)})"
     tuned_beta = entry.tuned.beta
-    base = f"{baseline_name(b)} with tuned β = {fmt(tuned_beta, 3)}" if tuned_beta is not None \
+    base = f"{baseline_name(b)} with tuned β = {fmt_beta(tuned_beta)}" if tuned_beta is not None \
         else f"tuned {baseline_name(b)}"
     metric = spec.metric
     a, t, d = entry.adm, entry.tuned, entry.diff

@@ -95,6 +95,7 @@ class RunRecorder:
     _beta_steps: list[int] = field(default_factory=list)
     _betas: list[torch.Tensor] = field(default_factory=list)
     _beta_names: list[str] = field(default_factory=list)
+    _param_names: dict[int, str] = field(default_factory=dict)  # id(parameter) → its model name
     val_steps: list[int] = field(default_factory=list)
     val_values: list[float] = field(default_factory=list)
     _checked: int = 0
@@ -103,7 +104,25 @@ class RunRecorder:
 
     # -- RunContext -----------------------------------------------------------------------------
     def make_optimizer(self, params: Iterable[Any]) -> torch.optim.Optimizer:
-        return build_optimizer(params, self.arm)
+        return build_optimizer(self._strip_names(params), self.arm)
+
+    def _strip_names(self, params: Iterable[Any]) -> list[Any]:
+        """Parameters, param groups, or ``(name, parameter)`` pairs as ``model.named_parameters()``
+        gives them (also inside groups): the names label AdM's β_t per tensor in the report."""
+        def plain(items: Iterable[Any]) -> list[Any]:
+            out = []
+            for item in items:
+                if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
+                    self._param_names[id(item[1])] = item[0]
+                    item = item[1]
+                out.append(item)
+            return out
+
+        items = list(params)
+        if items and all(isinstance(g, dict) for g in items):
+            return [{**g, "params": plain(g["params"] if not torch.is_tensor(g["params"])
+                                          else [g["params"]])} for g in items]
+        return plain(items)
 
     def make_scheduler(self, optimizer: torch.optim.Optimizer, total_steps: int) -> Any:
         self.total_steps = int(total_steps)  # the run's length: the pruner waits a share of it
@@ -155,15 +174,15 @@ class RunRecorder:
         """Final divergence check (call after the workload returns)."""
         self._check_finite()
 
-    @staticmethod
-    def _names_for(optimizer: torch.optim.Optimizer) -> list[str]:
+    def _names_for(self, optimizer: torch.optim.Optimizer) -> list[str]:
         names = []
         for gi, group in enumerate(optimizer.param_groups):
             if group.get("granularity") == "global":  # torch fills groups from the defaults
                 names.append(f"group{gi}")
             else:
                 names.extend(
-                    f"g{gi}.p{pi} {tuple(p.shape)}" for pi, p in enumerate(group["params"])
+                    self._param_names.get(id(p)) or f"g{gi}.p{pi} {tuple(p.shape)}"
+                    for pi, p in enumerate(group["params"])
                 )
         return names
 

@@ -128,7 +128,9 @@ class Engine:
             attrs = {
                 "spec": json.dumps(data, sort_keys=True), "version": __version__,
                 "versions": versions(), "device": describe_device(self.device),
-                "command": self.command, "admtune": "study", "fingerprint": fp,
+                "command": self.command, "source": self.spec.source,
+                "overrides": list(self.spec.overrides), "notes": list(self.spec.notes),
+                "admtune": "study", "fingerprint": fp,
             }
             for k, v in attrs.items():
                 study.set_user_attr(k, v)

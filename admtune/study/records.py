@@ -18,7 +18,7 @@ receives runs already reduced by them.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import optuna
@@ -348,7 +348,9 @@ def load_results(storage: optuna.storages.BaseStorage | str, name: str) -> Study
     if not st.study_exists(storage, st.meta_name(name)):
         raise StorageError(f"the storage holds no admtune study named {name!r}")
     meta = optuna.load_study(study_name=st.meta_name(name), storage=storage).user_attrs
-    spec = StudySpec.from_data(json.loads(meta["spec"]))
+    # How it was resolved (older storages lack it: read as no overrides)
+    spec = replace(StudySpec.from_data(json.loads(meta["spec"]), source=meta.get("source", "")),
+                   overrides=tuple(meta.get("overrides", ())), notes=tuple(meta.get("notes", ())))
     runs: list[Run] = []
     for baseline in spec.baselines:
         for adm in (False, True):

@@ -11,7 +11,7 @@ import json
 import math
 import re
 import sys
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,9 @@ from .. import families
 from ..errors import SpecError
 
 EXTRA_ARMS = ("nowarmup",)
+NOT_DATA = ("source", "overrides", "notes")  # StudySpec fields outside its canonical data
+# Two keys of which a spec sets exactly one: an override of one replaces the other.
+EXCLUSIVE = {"train.epochs": "train.steps", "train.steps": "train.epochs"}
 MAX_DESCRIPTION = 10_000
 # Budgets beyond these are typos, not studies: they would run until killed, or crash every run.
 LIMITS = {"trials": 100_000, "seeds": 10_000, "train.epochs": 1e6, "train.steps": 10**10,
@@ -39,7 +42,8 @@ TOP = {
     "description": ("description", "", False),
     "workload": ("str", ..., True),
     "metric": ("str", ..., True),
-    "direction": (("minimize", "maximize"), ..., True),
+    # None: the workload's own declaration for the metric (filled in by from_dict)
+    "direction": (("minimize", "maximize"), None, False),
     "margin": ("pos_float", ..., True),
     "alpha": ("prob", 0.05, False),
     "baselines": ("baselines", ["sgd", "adamw"], False),
@@ -126,6 +130,10 @@ class StudySpec:
     tune: TuneSpec = field(default_factory=TuneSpec)
     workload_options: dict[str, Any] = field(default_factory=dict)
     source: str = field(default="", compare=False)  # where it came from (path or packaged name)
+    # How it was resolved, for the report (neither is part of the canonical data): the overrides
+    # as `--set` takes them ("train.epochs=1", "trials=10"), and what an override replaced.
+    overrides: tuple[str, ...] = field(default=(), compare=False)
+    notes: tuple[str, ...] = field(default=(), compare=False)
 
     def warmup_for(self, adm: bool) -> int:
         if adm and self.train.adm_warmup_steps is not None:
@@ -139,7 +147,7 @@ class StudySpec:
 
     def to_data(self) -> dict[str, Any]:
         """The canonical plain-data spec (defaults filled in; lists, dicts, numbers, strings)."""
-        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "source"}
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in NOT_DATA}
         data["baselines"] = list(self.baselines)
         data["extra_arms"] = list(self.extra_arms)
         data["train"] = asdict(self.train)
@@ -152,7 +160,7 @@ class StudySpec:
         stored it), without validation: a stored study is read back as it was run, even when a
         family it used is not registered in this process."""
         data = copy.deepcopy(dict(data))
-        top = {f.name for f in fields(cls)} - {"source", "train", "tune"}
+        top = {f.name for f in fields(cls)} - {*NOT_DATA, "train", "tune"}
         kwargs = {k: v for k, v in data.items() if k in top}
         for key in ("baselines", "extra_arms"):
             if key in kwargs:
@@ -173,13 +181,57 @@ class StudySpec:
         return fingerprint(self.to_data(), version)
 
     def to_toml_dict(self) -> dict[str, Any]:
-        """The spec in its file layout ([workload] table, None values dropped)."""
+        """The spec in its file layout ([workload] table, None values dropped): what
+        :func:`load` reads back to the same canonical data."""
         data = self.to_data()
-        out = {k: v for k, v in data.items() if k != "workload_options" and v is not None}
+        out = {k: data[k] for k in TOP  # the file's own order: name, description, metric, …
+               if k not in ("workload", "workload_options", "train", "tune")
+               and data.get(k) is not None}
         out["train"] = {k: v for k, v in data["train"].items() if v is not None}
         out["tune"] = {k: v for k, v in data["tune"].items() if v is not None}
         out["workload"] = {"name": self.workload, **data["workload_options"]}
         return out
+
+    def to_toml(self) -> str:
+        """The resolved spec as a TOML file in the input format (``admtune study FILE`` runs it),
+        headed by the overrides it was resolved with and what they replaced, as comments; the
+        per-family tables inline (``lr = { sgd = 0.3, adamw = 0.03 }``), as a spec is written."""
+        head = [f"# admtune study spec {self.name!r}, resolved"
+                + (f" from {self.source}" if self.source else "")]
+        if self.overrides:
+            head.append("# with " + " ".join(f"--set {o}" for o in self.overrides))
+        head += [f"# {n}" for n in self.notes]
+        data = _plain(self.to_toml_dict())
+        lines = [f"{_key(k)} = {_inline(v)}" for k, v in data.items() if not isinstance(v, dict)]
+        for table in ("train", "tune", "workload"):
+            lines += ["", f"[{table}]"]
+            lines += [f"{_key(k)} = {_inline(v)}" for k, v in data.get(table, {}).items()]
+        text = "\n".join(head + lines) + "\n"
+        tomllib.loads(text)  # what is written must read back (a key TOML cannot hold raises here)
+        return text
+
+
+def _key(k: str) -> str:
+    return k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else json.dumps(k, ensure_ascii=False)
+
+
+def _inline(v: Any) -> str:
+    """A value on one line: inline tables and arrays, scalars as TOML writes them."""
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{_key(str(k))} = {_inline(x)}" for k, x in v.items()
+                                if x is not None) + " }" if v else "{}"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_inline(x) for x in v if x is not None) + "]"
+    return _toml_value(v)
+
+
+def _plain(x: Any) -> Any:
+    """TOML has no null: None values dropped (lists and tables)."""
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items() if v is not None}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x if v is not None]
+    return x
 
 
 # --- public functions -------------------------------------------------------------------------
@@ -223,8 +275,25 @@ def resolve(name_or_path: str) -> Path:
     found = spec_paths().get(name_or_path)
     if found is None:
         known = ", ".join(sorted(spec_paths())) or "none"
-        raise SpecError(f"unknown study {name_or_path!r} (known: {known})")
+        raise SpecError(f"unknown study {name_or_path!r}{did_you_mean(name_or_path)} "
+                        f"(known: {known})")
     return found
+
+
+def closest(name: str, candidates: Any = None) -> str | None:
+    """The near miss of ``name`` among ``candidates`` (default: the visible studies): a typo's
+    intended name, or None."""
+    import difflib
+
+    close = difflib.get_close_matches(name, sorted(candidates if candidates is not None
+                                                   else spec_paths()), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def did_you_mean(name: str, candidates: Any = None) -> str:
+    """``"; did you mean 'quick'?"`` for a near miss (see :func:`closest`), else ``""``."""
+    close = closest(name, candidates)
+    return f"; did you mean {close!r}?" if close else ""
 
 
 def load(name_or_path: str, overrides: list[str] | dict[str, Any] | None = None,
@@ -246,12 +315,45 @@ def from_dict(raw: dict[str, Any], overrides: list[str] | dict[str, Any] | None 
               source: str = "", **top_overrides: Any) -> StudySpec:
     data = _normalise(copy.deepcopy(raw))
     items = parse_overrides(overrides) if not isinstance(overrides, dict) else dict(overrides)
+    notes = []
     for key, value in items.items():
         _apply_override(data, key, value)
+    for key, other in EXCLUSIVE.items():
+        # `--set train.epochs=1` on a spec with train.steps means "this budget instead"
+        section, _, leaf = other.partition(".")
+        table = data.get(section)
+        if key in items and other not in items and isinstance(table, dict) and leaf in table:
+            notes.append(f"{other} = {_toml_value(table.pop(leaf))} of the spec file was "
+                         f"replaced by --set {key}={_toml_value(items[key])}")
     for key, value in top_overrides.items():
         if value is not None:
             data[key] = value
-    return StudySpec.from_data(validate(data), source=source)
+    done = validate(data)
+    if done["direction"] is None:
+        done["direction"] = _declared_direction(done)
+    shown = tuple(f"{k}={_toml_value(v)}" for k, v in items.items()) + tuple(
+        f"{k}={_toml_value(v)}" for k, v in top_overrides.items() if v is not None)
+    return replace(StudySpec.from_data(done, source=source), overrides=shown, notes=tuple(notes))
+
+
+def _toml_value(v: Any) -> str:
+    """A value on one line as `--set` takes it (TOML), e.g. 1, 0.5, "cosine", [0.9, 0.99]."""
+    import tomli_w
+
+    if isinstance(v, (dict, list, tuple)):
+        return _inline(v)
+    return tomli_w.dumps({"v": v}).strip()[len("v = "):]
+
+
+def _declared_direction(data: dict[str, Any]) -> str:
+    """The direction the workload declares for the spec's metric (the spec left it out)."""
+    from ..workloads import get_workload
+
+    metrics = get_workload(data["workload"], data["workload_options"]).metrics
+    if data["metric"] not in metrics:
+        raise SpecError(f"metric {data['metric']!r} is not reported by workload "
+                        f"{data['workload']!r} (it reports: {', '.join(metrics)})")
+    return str(metrics[data["metric"]])
 
 
 def parse_overrides(items: list[str] | None) -> dict[str, Any]:

@@ -37,6 +37,13 @@ BUNDLED: dict[str, str] = {
 }
 
 
+# What a bundled workload needs beyond this package and a CPU (`admtune list` shows it).
+NEEDS: dict[str, str] = {
+    "cifar": "GPU, CIFAR-10 data", "cifar10": "GPU, CIFAR-10 data",
+    "cifar100": "GPU, CIFAR-100 data", "lm": "GPU",
+}
+
+
 def resolve_factory(name: str):
     """The factory for a bundled workload name or a ``module:attribute`` path."""
     target = BUNDLED.get(name, name)
@@ -68,7 +75,15 @@ def get_workload(name: str, options: dict[str, Any] | None = None) -> Workload:
     return workload
 
 
+def check_workload(workload: Workload, device: Any) -> None:
+    """Ask the workload whether it can run on ``device`` (its data is there, …) before any storage
+    is made: a workload may define ``check(device)`` raising an AdmtuneError saying why not."""
+    check = getattr(workload, "check", None)
+    if callable(check):
+        check(device)
+
+
 __all__ = [
-    "BUNDLED", "Diverged", "Pruned", "RunContext", "RunResult", "TrainConfig", "Workload",
-    "get_workload", "make_scheduler", "resolve_factory",
+    "BUNDLED", "NEEDS", "Diverged", "Pruned", "RunContext", "RunResult", "TrainConfig", "Workload",
+    "check_workload", "get_workload", "make_scheduler", "resolve_factory",
 ]

@@ -6,7 +6,10 @@ A workload is an object with
 - ``run(ctx: RunContext) -> RunResult``: build model and data from ``ctx.options`` and ``ctx.seed``,
   train with ``ctx.make_optimizer(...)`` for the budget in ``ctx.train``, call ``ctx.log_step`` every
   step and ``ctx.report`` at evaluation points, and return the metrics on the validation split
-  (used for tuning) and on the test split (used for evaluation).
+  (used for tuning) and on the test split (used for evaluation);
+- optionally ``check(device) -> None``: raise an ``admtune.errors.AdmtuneError`` (``DataError``…)
+  saying why the workload cannot run here (its data is missing); called before a study's storage
+  is created, so a study that cannot start leaves nothing behind;
 
 A user's workload is named in a spec as ``"mypkg.module:factory"``; ``factory(options: dict)`` returns
 such an object (``options`` is the spec's ``[workload]`` table). A seed must fix initialisation, data
@@ -109,7 +112,10 @@ class RunContext(Protocol):
     metric: str  # the spec's metric: report it (on the validation split) at evaluation points
 
     def make_optimizer(self, params: Iterable[Any]) -> torch.optim.Optimizer:
-        """The optimizer of this arm (torch SGD/AdamW with the arm's β, or AdM), lr/wd filled in."""
+        """The optimizer of this arm (torch SGD/AdamW with the arm's β, or AdM), lr/wd filled in.
+
+        ``params``: parameters, param groups, or ``model.named_parameters()`` (also as a group's
+        ``params``): with names, the report labels AdM's per-tensor β_t by them."""
 
     def make_scheduler(self, optimizer: torch.optim.Optimizer, total_steps: int) -> Any:
         """The spec's warmup + schedule for this arm, as a torch LR scheduler."""

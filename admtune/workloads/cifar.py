@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from ..errors import SpecError
 from .base import Diverged, RunContext, RunResult
-from .cifar_data import RELEASES, Release, load_arrays, locate
+from .cifar_data import RELEASES, Release, find, load_arrays, locate
 from .data import budget
 from .device import autocast, init_seed, is_norm_or_bias, maybe_compile, param_groups, seeded
 from .loop import report_metric, train
@@ -217,6 +217,11 @@ class Cifar:
         self.release = RELEASES[classes]
         self.name = "cifar10" if classes == 10 else "cifar100"
         self.options = parse_options(self.name, options, OPTIONS)
+
+    def check(self, device: torch.device) -> None:
+        """The data is there (or may be downloaded): refused before a study is created."""
+        if not self.options["download"]:
+            find(self.release, self.options["data_dir"])
 
     def run(self, ctx: RunContext) -> RunResult:
         opts, device = self.options, torch.device(ctx.device)

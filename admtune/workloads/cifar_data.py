@@ -99,6 +99,17 @@ def _download(rel: Release, root: Path) -> Path:
     return dest
 
 
+def find(rel: Release, data_dir: str | os.PathLike) -> Path:
+    """The release's folder or its archive under ``data_dir``, touching nothing; a DataError
+    saying where to put it when neither is there."""
+    root = Path(data_dir).expanduser()
+    for path in (root / rel.folder / rel.test_file, root / rel.test_file, root / rel.archive):
+        if path.is_file():
+            return path
+    raise DataError(f"{rel.name} not found: looked for {root / rel.folder}/ and "
+                    f"{root / rel.archive}; {_how_to(rel, root)}")
+
+
 def locate(rel: Release, data_dir: str | os.PathLike, download: bool = False) -> Path:
     """The folder holding ``rel``'s pickle files, extracting or downloading the archive if needed."""
     root = Path(data_dir).expanduser()

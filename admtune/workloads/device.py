@@ -64,13 +64,13 @@ def is_norm_or_bias(model: nn.Module) -> Callable[[str, nn.Parameter], bool]:
 def param_groups(model: nn.Module, no_decay: Callable[[str, nn.Parameter], bool]) -> list[dict]:
     """Two optimizer groups: weight-decayed and not (``no_decay(name, p)``); frozen params left out.
 
-    Only ``params`` and, for the second group, ``weight_decay = 0`` are set: the engine fills in the
-    arm's lr and weight decay."""
+    Only ``params`` (``(name, parameter)`` pairs, whose names label the report's β_t) and, for the
+    second group, ``weight_decay = 0`` are set: the engine fills in the arm's lr and weight decay."""
     decay, plain = [], []
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        (plain if no_decay(name, p) else decay).append(p)
+        (plain if no_decay(name, p) else decay).append((name, p))
     groups = []
     if decay:
         groups.append({"params": decay})

@@ -198,6 +198,13 @@ class ByteLM:
                 f"workload.n_head = {self.options['n_head']}"
             )
 
+    def check(self, device: torch.device) -> None:
+        """A user's text file is there: refused before a study is created."""
+        path = self.options["data_path"]
+        if path and not Path(path).expanduser().is_file():
+            raise DataError(f"workload.data_path {path} is not a file; point it at a text file, "
+                            "or leave it unset to train on the Python standard library's sources")
+
     def run(self, ctx: RunContext) -> RunResult:
         opts, device = self.options, torch.device(ctx.device)
         context = opts["context"]

@@ -121,7 +121,7 @@ class MLP:
             with torch.no_grad():
                 return classification_metrics(model(x), y)
 
-        val, _ = train(ctx, model.parameters(), total, step, lambda: evaluate(xva, yva), metric,
+        val, _ = train(ctx, model.named_parameters(), total, step, lambda: evaluate(xva, yva), metric,
                        eval_steps(total, self.options["eval_points"]))
         check_finite(val, "validation")
         return RunResult(validation=val, test=evaluate(xte, yte), steps=total)
