@@ -14,7 +14,9 @@ the validation and test metrics. The first run of a process pays for loading the
 per-run time scaled to the spec's budget by the number of examples processed (steps × batch size; an
 upper bound: pruned trials stop early; AdamW and AdM runs are assumed to cost what the timed run
 cost). ``--json FILE`` appends one JSON object per run and
-one for the estimate. Exit code 2 with one sentence on a bad option or missing data.
+one for the estimate, each with the date (UTC) and the device; ``--tag KEY=VALUE`` adds a field to
+each of them (VALUE read as JSON where it parses, e.g. ``--tag generated_data=true``). Exit code 2
+with one sentence on a bad option or missing data.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import copy
 import json
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +124,8 @@ def study_estimate(spec: dict[str, Any], per_run_s: float, bench_examples: int,
         "baselines": baselines, "trials": trials, "seeds": seeds, "extra_arms": extra,
         "selection": selection,
         "runs": runs_per_baseline * len(baselines), "spec_examples": spec_examples,
+        "stages": {"tuning": trials * len(baselines), "selection": selection * len(baselines),
+                   "evaluation": (EVAL_ARMS + len(extra)) * seeds * len(baselines)},
         "bench_examples": bench_examples, "run_s": run_s,
         "total_s": run_s * runs_per_baseline * len(baselines),
     }
@@ -160,7 +165,27 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--study-estimate", action="store_true",
                     help="also print the estimated wall time of the default study")
     ap.add_argument("--json", help="append one JSON line per run (and the estimate) to this file")
+    ap.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE",
+                    help="add this field to every JSON line (VALUE parsed as JSON if it can be)")
     return ap
+
+
+def parse_tags(items: list[str]) -> dict[str, Any]:
+    """``--tag KEY=VALUE`` items as a dict; a VALUE that is not JSON stays a string."""
+    tags: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SpecError(f"--tag {item!r}: expected KEY=VALUE")
+        try:
+            tags[key] = json.loads(value)
+        except ValueError:
+            tags[key] = value
+    return tags
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def run_bench(args: argparse.Namespace, out=print) -> dict[str, Any]:
@@ -188,6 +213,7 @@ def run_bench(args: argparse.Namespace, out=print) -> dict[str, Any]:
     apply_sets(spec, args.set)
     if args.repeat < 1:
         raise SpecError("--repeat must be ≥ 1")
+    tags = parse_tags(getattr(args, "tag", []))
 
     device = resolve_device(args.device)
     workload = get_workload(spec["workload"], opts)
@@ -221,6 +247,7 @@ def run_bench(args: argparse.Namespace, out=print) -> dict[str, Any]:
         rate = result.extra["tokens_per_s"] if is_lm else result.extra["images_per_s"]
         rec = {
             "kind": "run", "workload": spec["workload"], "device": device_name(device),
+            "date": utc_now(),
             "run": i + 1, "seed": args.seed + i, "wall_s": wall,
             "train_s": result.extra.get("train_s"), unit.replace("/", "_per_"): rate,
             "steps": result.steps, "validation": result.validation, "test": result.test,
@@ -258,10 +285,11 @@ def run_bench(args: argparse.Namespace, out=print) -> dict[str, Any]:
     if args.json:
         with open(args.json, "a", encoding="utf-8") as f:
             for rec in records:
-                f.write(json.dumps(rec, default=str) + "\n")
+                f.write(json.dumps({**rec, **tags}, default=str) + "\n")
             if estimate is not None:
                 f.write(json.dumps({"kind": "estimate", "workload": spec["workload"],
-                                    **estimate}) + "\n")
+                                    "device": device_name(device), "date": utc_now(),
+                                    "steady_run_s": steady, **estimate, **tags}) + "\n")
     return {"runs": records, "estimate": estimate}
 
 
