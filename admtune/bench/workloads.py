@@ -242,12 +242,13 @@ def run_bench(args: argparse.Namespace, out=print) -> dict[str, Any]:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         wall = time.perf_counter() - t0
+        t_end = time.time()
         is_lm = "tokens" in result.extra
         unit = "tokens/s" if is_lm else "images/s"
         rate = result.extra["tokens_per_s"] if is_lm else result.extra["images_per_s"]
         rec = {
             "kind": "run", "workload": spec["workload"], "device": device_name(device),
-            "date": utc_now(),
+            "date": utc_now(), "t_start": t_end - wall, "t_end": t_end,
             "run": i + 1, "seed": args.seed + i, "wall_s": wall,
             "train_s": result.extra.get("train_s"), unit.replace("/", "_per_"): rate,
             "steps": result.steps, "validation": result.validation, "test": result.test,
