@@ -42,11 +42,13 @@ if [ -z "${GPU_FIGURES_INNER:-}" ]; then  # the hard limit: everything below run
   exit "$rc"
 fi
 T0=$(date +%s)
-DEADLINE=$((T0 + HARD_S - 15))  # the steps' deadline: 15 s for the last -k and the summary
-RESERVE=20                       # kept for the estimate step
 DEVICE=${DEVICE:-cuda}
 SMOKE=${SMOKE:-0}
 [ "$SMOKE" = 1 ] || SMOKE=0
+SLACK=15    # seconds kept after the deadline: the last step's kill (-k 5) and the summary
+RESERVE=20  # seconds kept for the estimate step
+[ "$SMOKE" = 1 ] && SLACK=5 RESERVE=8
+DEADLINE=$((T0 + HARD_S - SLACK))
 SHORT=()
 LM_SHORT=()
 OPT=(--rounds 5)
