@@ -154,3 +154,13 @@ def _no_torchvision(real):
             raise ImportError("no torchvision here")
         return real(name, *args, **kwargs)
     return imp
+
+
+def test_estimate_from_a_cut_short_cifar_step() -> None:
+    run = {"kind": "run", "step": "cifar", "run": 1, "wall_s": 9.0, "epochs": 16,
+           "train_steps": None, "batch_size": 1024, "device": "cuda:0 (X)", "generated_data": True}
+    out = G.estimates([run])
+    one = next(r for r in out if r.get("workers") == 1)
+    assert one["run_s"] == 9.0 and one["runs"] == 94 and one["total_s"] == 94 * 9.0
+    assert "only run" in one["basis"]
+    assert G.estimates([{**run, "train_steps": 2}])[0]["status"] == "missing"

@@ -89,7 +89,7 @@ say() { echo "$*" | tee -a "$LOG"; }
 step() {  # step NAME SECONDS COMMAND...: run it under its limit (clipped to the deadline), log it
   local name=$1 limit=$2
   shift 2
-  local now left status rc t1 t2
+  local now left status rc t1 t2 ms wall
   now=$(date +%s)
   left=$((DEADLINE - now))
   [ "$name" = estimate ] || left=$((left - RESERVE))
@@ -101,15 +101,16 @@ step() {  # step NAME SECONDS COMMAND...: run it under its limit (clipped to the
   fi
   [ "$limit" -gt "$left" ] && limit=$left
   say "== [$name] $* (limit ${limit} s; $((DEADLINE - now)) s to the deadline)"
-  t1=$(date +%s.%N)
+  t1=$(date +%s%N)
   timeout -k 5 "$limit" "$@" 2>&1 | tee -a "$LOG"
   rc=${PIPESTATUS[0]}
-  t2=$(date +%s.%N)
+  t2=$(date +%s%N)
+  ms=$(((t2 - t1) / 1000000))
+  wall=$(printf '%d.%03d' $((ms / 1000)) $((ms % 1000)))
   case $rc in 0) status=ok ;; 124|137) status=timeout ;; *) status=failed ;; esac
-  say "== [$name] $status (exit $rc) in $(awk "BEGIN{printf \"%.1f\", $t2 - $t1}") s"
+  say "== [$name] $status (exit $rc) in $wall s"
   printf '{"kind":"step","name":"%s","status":"%s","exit":%d,"limit_s":%d,"wall_s":%s,"date":"%s","smoke":%s}\n' \
-    "$name" "$status" "$rc" "$limit" "$(awk "BEGIN{printf \"%.2f\", $t2 - $t1}")" \
-    "$(date -u +%FT%TZ)" "$smoke_json" >>"$JSON"
+    "$name" "$status" "$rc" "$limit" "$wall" "$(date -u +%FT%TZ)" "$smoke_json" >>"$JSON"
 }
 
 DATA=data/cifar

@@ -258,6 +258,9 @@ def run_bench(args: argparse.Namespace, out=print) -> dict[str, Any]:
                              if device.type == "cuda" else None),
         }
         records.append(rec)
+        if args.json:  # each run as it ends: a run cut short by a time limit keeps the ones before
+            with open(args.json, "a", encoding="utf-8") as f:
+                f.write(json.dumps({**rec, **tags}, default=str) + "\n")
         metric = spec.get("metric") or next(iter(workload.metrics))
         note = "  (first run: includes data loading and compilation)" if i == 0 else ""
         out(f"run {i + 1}/{args.repeat}: {wall:.2f} s/run  {rate:,.0f} {unit}  steps {result.steps}  "
@@ -283,14 +286,11 @@ def run_bench(args: argparse.Namespace, out=print) -> dict[str, Any]:
             f"{estimate['seeds']} seeds) = {estimate['runs']} runs at {estimate['run_s']:.1f} s/run"
             f"{scaled}): about {_fmt_s(estimate['total_s'])} (an upper bound: pruned trials stop "
             f"early; AdamW and AdM runs taken to cost what this run cost)")
-    if args.json:
+    if args.json and estimate is not None:
         with open(args.json, "a", encoding="utf-8") as f:
-            for rec in records:
-                f.write(json.dumps({**rec, **tags}, default=str) + "\n")
-            if estimate is not None:
-                f.write(json.dumps({"kind": "estimate", "workload": spec["workload"],
-                                    "device": device_name(device), "date": utc_now(),
-                                    "steady_run_s": steady, **estimate, **tags}) + "\n")
+            f.write(json.dumps({"kind": "estimate", "workload": spec["workload"],
+                                "device": device_name(device), "date": utc_now(),
+                                "steady_run_s": steady, **estimate, **tags}) + "\n")
     return {"runs": records, "estimate": estimate}
 
 
