@@ -470,7 +470,9 @@ def estimates(records: list[dict[str, Any]], workers: Sequence[int] = (2, 4, 8))
                 add(f"{n} workers on one GPU", shared, n,
                     f"measured: {n} processes timed together on the GPU (their steady runs "
                     f"overlapping {conc.get('steady_overlap') or 0:.0%}; run_s = first start to "
-                    f"last end)", throughput_vs_1=n * plain / shared)
+                    f"last end)" + ("" if (conc.get("steady_overlap") or 0) >= 0.8 else
+                                    "; they overlapped badly, so this figure is pessimistic"),
+                    throughput_vs_1=n * plain / shared)
             elif n > n_meas:
                 run_s = shared * n / n_meas
                 add(f"{n} workers on one GPU", run_s, n,
