@@ -5,6 +5,8 @@
 - ``python -m admtune.bench.workloads``: one run of a bundled workload timed, and the study's wall
   time estimated from it;
 - ``python -m admtune.bench.workers``: one worker against two on the same study.
+- ``python -m admtune.bench.gpu_figures``: the pieces of ``tools/gpu_figures.sh`` (sync-debug
+  check of the AdM steps, airbench beside admtune, workers sharing a GPU, the study estimate).
 """
 
 from admtune.bench.optimizers import (

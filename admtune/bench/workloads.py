@@ -14,7 +14,9 @@ the validation and test metrics. The first run of a process pays for loading the
 per-run time scaled to the spec's budget by the number of examples processed (steps × batch size; an
 upper bound: pruned trials stop early; AdamW and AdM runs are assumed to cost what the timed run
 cost). ``--json FILE`` appends one JSON object per run and
-one for the estimate. Exit code 2 with one sentence on a bad option or missing data.
+one for the estimate, each with the date (UTC) and the device; ``--tag KEY=VALUE`` adds a field to
+each of them (VALUE read as JSON where it parses, e.g. ``--tag generated_data=true``). Exit code 2
+with one sentence on a bad option or missing data.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import copy
 import json
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +124,8 @@ def study_estimate(spec: dict[str, Any], per_run_s: float, bench_examples: int,
         "baselines": baselines, "trials": trials, "seeds": seeds, "extra_arms": extra,
         "selection": selection,
         "runs": runs_per_baseline * len(baselines), "spec_examples": spec_examples,
+        "stages": {"tuning": trials * len(baselines), "selection": selection * len(baselines),
+                   "evaluation": (EVAL_ARMS + len(extra)) * seeds * len(baselines)},
         "bench_examples": bench_examples, "run_s": run_s,
         "total_s": run_s * runs_per_baseline * len(baselines),
     }
@@ -160,7 +165,27 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--study-estimate", action="store_true",
                     help="also print the estimated wall time of the default study")
     ap.add_argument("--json", help="append one JSON line per run (and the estimate) to this file")
+    ap.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE",
+                    help="add this field to every JSON line (VALUE parsed as JSON if it can be)")
     return ap
+
+
+def parse_tags(items: list[str]) -> dict[str, Any]:
+    """``--tag KEY=VALUE`` items as a dict; a VALUE that is not JSON stays a string."""
+    tags: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SpecError(f"--tag {item!r}: expected KEY=VALUE")
+        try:
+            tags[key] = json.loads(value)
+        except ValueError:
+            tags[key] = value
+    return tags
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def run_bench(args: argparse.Namespace, out=print) -> dict[str, Any]:
@@ -188,6 +213,7 @@ def run_bench(args: argparse.Namespace, out=print) -> dict[str, Any]:
     apply_sets(spec, args.set)
     if args.repeat < 1:
         raise SpecError("--repeat must be ≥ 1")
+    tags = parse_tags(getattr(args, "tag", []))
 
     device = resolve_device(args.device)
     workload = get_workload(spec["workload"], opts)
@@ -216,11 +242,13 @@ def run_bench(args: argparse.Namespace, out=print) -> dict[str, Any]:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         wall = time.perf_counter() - t0
+        t_end = time.time()
         is_lm = "tokens" in result.extra
         unit = "tokens/s" if is_lm else "images/s"
         rate = result.extra["tokens_per_s"] if is_lm else result.extra["images_per_s"]
         rec = {
             "kind": "run", "workload": spec["workload"], "device": device_name(device),
+            "date": utc_now(), "t_start": t_end - wall, "t_end": t_end,
             "run": i + 1, "seed": args.seed + i, "wall_s": wall,
             "train_s": result.extra.get("train_s"), unit.replace("/", "_per_"): rate,
             "steps": result.steps, "validation": result.validation, "test": result.test,
@@ -230,6 +258,9 @@ def run_bench(args: argparse.Namespace, out=print) -> dict[str, Any]:
                              if device.type == "cuda" else None),
         }
         records.append(rec)
+        if args.json:  # each run as it ends: a run cut short by a time limit keeps the ones before
+            with open(args.json, "a", encoding="utf-8") as f:
+                f.write(json.dumps({**rec, **tags}, default=str) + "\n")
         metric = spec.get("metric") or next(iter(workload.metrics))
         note = "  (first run: includes data loading and compilation)" if i == 0 else ""
         out(f"run {i + 1}/{args.repeat}: {wall:.2f} s/run  {rate:,.0f} {unit}  steps {result.steps}  "
@@ -255,13 +286,11 @@ def run_bench(args: argparse.Namespace, out=print) -> dict[str, Any]:
             f"{estimate['seeds']} seeds) = {estimate['runs']} runs at {estimate['run_s']:.1f} s/run"
             f"{scaled}): about {_fmt_s(estimate['total_s'])} (an upper bound: pruned trials stop "
             f"early; AdamW and AdM runs taken to cost what this run cost)")
-    if args.json:
+    if args.json and estimate is not None:
         with open(args.json, "a", encoding="utf-8") as f:
-            for rec in records:
-                f.write(json.dumps(rec, default=str) + "\n")
-            if estimate is not None:
-                f.write(json.dumps({"kind": "estimate", "workload": spec["workload"],
-                                    **estimate}) + "\n")
+            f.write(json.dumps({"kind": "estimate", "workload": spec["workload"],
+                                "device": device_name(device), "date": utc_now(),
+                                "steady_run_s": steady, **estimate, **tags}) + "\n")
     return {"runs": records, "estimate": estimate}
 
 
