@@ -63,7 +63,16 @@ def chaos(session: nox.Session) -> None:
     """The chaos tests with more cycles than CI runs (ADMTUNE_CHAOS_CYCLES, default here 40)."""
     install(session)
     session.env.setdefault("ADMTUNE_CHAOS_CYCLES", "40")
-    session.run("python", "-m", "pytest", "tests/test_chaos.py", "-q", "-s", "-k", "random")
+    session.run("python", "-m", "pytest", "tests/test_chaos.py", "-q", "-s", "-m", "slow",
+                "-k", "random")
+
+
+@nox.session
+def slow(session: nox.Session) -> None:
+    """The heaviest end-to-end checks that README's test command leaves out (marked `slow`):
+    fault injection mid-study, chaos kills, the GPU script's smoke run."""
+    install(session)
+    session.run("python", "-m", "pytest", "-q", "-m", "slow", *session.posargs)
 
 
 @nox.session

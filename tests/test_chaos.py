@@ -120,6 +120,7 @@ def hit(p: subprocess.Popen, how: str) -> None:
             p.send_signal(signal.SIGINT)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_random_kills_of_three_workers_then_a_clean_resume_is_exact(tmp_path, backend):
     rng = random.Random(20261202 + (backend == "postgres"))
@@ -187,6 +188,7 @@ optuna.storages.RDBStorage.set_trial_user_attr = _attr
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where", list(KILL_POINTS))
 def test_a_worker_killed_at_the_end_of_a_run_loses_nothing(tmp_path, where):
     name = unique("tell")

@@ -126,6 +126,7 @@ def _dump(db: str) -> str:
 
 
 @pytest.mark.postgres
+@pytest.mark.slow
 def test_storage_credentials_appear_in_no_output_file_and_not_in_the_storage(tmp_path):
     """A password in the URL, as user:pass and as query parameters, is in no line printed, no file
     written (report.html, the PDF's bytes, summary.json, runs.csv) and no row of the storage."""
@@ -212,6 +213,7 @@ def _wait_trials(db, n, p):
     assert _sqlite_trials(db) >= n, "the study never started"
 
 
+@pytest.mark.slow
 def test_the_sqlite_file_made_immutable_mid_study_then_resumed(tmp_path):
     """chattr +i: no process, root included, may write it any more."""
     _toy_project(tmp_path)
@@ -235,6 +237,7 @@ def test_the_sqlite_file_made_immutable_mid_study_then_resumed(tmp_path):
     assert (db.parent / "summary.json").is_file()
 
 
+@pytest.mark.slow
 def test_the_disk_full_mid_study_then_freed_and_resumed(tmp_path):
     """The study's folder on a small tmpfs (admtune wants 64 MiB free to start), filled up while
     it runs."""
