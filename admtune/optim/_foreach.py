@@ -47,6 +47,10 @@ CPU_SMALL = 1 << 14
 #: Elements per piece / bucket on accelerators.
 DEVICE_BUCKET = 1 << 25
 
+#: ``(indices into the params given, β)``: β a vector over those indices (``tensor``
+#: granularity) or the group's 0-d β (``global``); what the functional optimizers return.
+BetaCols = list[tuple[list[int], Tensor]]
+
 #: Reduction styles a test may force (``_reduce_mode``): BLAS dots or sums of squares.
 REDUCE_MODES = (None, "dot", "sumsq")
 #: Execution strategies a test may force (``_strategy``); None = by device.
@@ -220,6 +224,13 @@ def host_vec(vals: list[float], acc: torch.dtype, device: torch.device) -> float
     if all(v == vals[0] for v in vals):
         return vals[0]
     return torch.tensor(vals, dtype=acc).to(device, non_blocking=True)
+
+
+def total(vals: list[Tensor]) -> Tensor:
+    """Sum of 0-d tensors that may live on several devices / dtypes (the ``global`` β of the
+    single-tensor paths)."""
+    acc = torch.float64 if any(v.dtype == torch.float64 for v in vals) else torch.float32
+    return torch.stack([v.to(vals[0].device, acc) for v in vals]).sum()
 
 
 def by_device_dtype(tensors: Sequence[Tensor]) -> dict[tuple[torch.device, torch.dtype], list[int]]:

@@ -19,8 +19,7 @@ from torch import Tensor
 from . import _foreach as fe
 from . import twoplane
 from ._base import AdMOptimizer, check_number
-from ._foreach import DEFAULT_KNOBS, Knobs, Workspaces
-from .sgd import BetaCols, _total
+from ._foreach import DEFAULT_KNOBS, BetaCols, Knobs, Workspaces
 
 __all__ = ["AdMAdamW", "adm_adamw"]
 
@@ -223,7 +222,7 @@ def _single_tensor_adm_adamw(
     elif granularity == "tensor":
         betas = [twoplane.clip_beta(n, d, beta_max) for n, d in zip(nums, dens, strict=True)]
     elif old:
-        beta = twoplane.clip_beta(_total([nums[k] for k in old]), _total([dens[k] for k in old]),
+        beta = twoplane.clip_beta(fe.total([nums[k] for k in old]), fe.total([dens[k] for k in old]),
                                   beta_max)
         betas = [beta.to(n.device, n.dtype) for n in nums]
     else:

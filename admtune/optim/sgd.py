@@ -19,14 +19,9 @@ from torch import Tensor
 from . import _foreach as fe
 from . import twoplane
 from ._base import AdMOptimizer, check_number
-from ._foreach import DEFAULT_KNOBS, Knobs, Workspaces
+from ._foreach import DEFAULT_KNOBS, BetaCols, Knobs, Workspaces
 
 __all__ = ["AdMSGD", "adm_sgd"]
-
-#: ``(indices into the params given, β)``: β a vector over those indices (``tensor``
-#: granularity) or the group's 0-d β (``global``).
-BetaCols = list[tuple[list[int], Tensor]]
-
 
 class AdMSGD(AdMOptimizer):
     r"""AdM-SGD: SGD with adaptive-memory momentum (Topollai & Choromanska, arXiv:2510.04988).
@@ -182,7 +177,7 @@ def _single_tensor_adm_sgd(
     elif granularity == "tensor":
         betas = [twoplane.clip_beta(n, d, beta_max) for n, d in zip(nums, dens, strict=True)]
     else:
-        beta = twoplane.clip_beta(_total(nums), _total(dens), beta_max)
+        beta = twoplane.clip_beta(fe.total(nums), fe.total(dens), beta_max)
         betas = [beta.to(n.device, n.dtype) for n in nums]
 
     # d_{t+1} = a d + b g (= d.lerp(g, b)), x_{t+1} = x − η d_{t+1}.
@@ -196,12 +191,6 @@ def _single_tensor_adm_sgd(
     if granularity == "global":
         return [(list(range(len(params))), betas[0])]
     return [(list(range(len(params))), torch.stack([b.to(betas[0]) for b in betas]))]
-
-
-def _total(vals: list[Tensor]) -> Tensor:
-    """Sum of 0-d tensors that may live on several devices / dtypes (``global`` granularity)."""
-    acc = torch.float64 if any(v.dtype == torch.float64 for v in vals) else torch.float32
-    return torch.stack([v.to(vals[0].device, acc) for v in vals]).sum()
 
 
 # ---------------------------------------------------------------------------------------------
