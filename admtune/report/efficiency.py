@@ -168,8 +168,11 @@ def best_so_far_orderings(values: np.ndarray, confidence: float = CONFIDENCE) ->
         else:
             jj = j[start - 1:]
             lw = _log_comb(jj - 1, k - 1)
-            w = np.exp(lw - lw.max())
-            mean = float(np.dot(w, v[start - 1:]) / w.sum())
+            # math.exp and fsum, not np.exp and np.dot: numpy's SIMD paths round differently on
+            # different CPUs, and a rebuilt report must match the committed one byte for byte
+            top = float(lw.max())
+            w = [math.exp(float(x) - top) for x in lw]
+            mean = math.fsum(wi * float(vi) for wi, vi in zip(w, v[start - 1:])) / math.fsum(w)
             means.append(min(max(mean, float(finite[0])), float(finite[-1])))
 
         # quantiles: float CDF to locate, exact integers to decide
