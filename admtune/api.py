@@ -420,3 +420,158 @@ __all__ = ["Events", "Interrupted", "LineEvents", "Outcome", "StopFlag", "StudyS
            "serve_storage_proxy",
            "load_spec",
            "prepare_engine", "rebuild_report", "run_study", "write_report", "write_runs_csv"]
+
+
+# ----------------------------------------------------------------------------------------------
+# Suites: one answer across many studies
+
+
+@dataclass
+class SuiteOutcome:
+    """How a call of :func:`run_suite` ended."""
+
+    complete: bool                      # every study of the suite has ended and was read back
+    out_dir: Path                       # reports/suites/NAME (suite.json, suite.html, suite.pdf)
+    suite: dict[str, Any] | None        # the content of suite.json, when written
+    outcomes: list[Outcome] = field(default_factory=list)  # the studies run (or resumed) here
+
+
+def load_suite(name_or_path: str):
+    """A validated suite spec: ``studies/suites/NAME.toml`` (local, then bundled) or a path."""
+    from .study.suite import load_suite as load_suite_file
+
+    return load_suite_file(name_or_path)
+
+
+def suite_out(name: str, *, root: str | Path = "reports", out: str | Path | None = None) -> Path:
+    """Where a suite's report goes: ``out``, or ROOT/suites/NAME."""
+    return Path(out) if out is not None else Path(root) / "suites" / name
+
+
+def run_suite(suite: Any, *, root: str | Path = "reports", storage: str | None = None,
+              workers: int = 1, device: str = "auto", out: str | Path | None = None,
+              pdf: bool = True, command: str = "", stop: StopFlag | None = None,
+              events: Callable[[StudySpec], Events] | None = None,
+              progress: Callable[[str], None] | None = None,
+              wait_timeout: float | None = 3600.0) -> SuiteOutcome:
+    """Run or resume every study of ``suite`` (a :class:`~admtune.study.suite.SuiteSpec` or a
+    name), each in ROOT/STUDY as ``admtune study`` would (``storage``, ``workers`` and ``device``
+    shared by all), then write the suite report from the stored studies alone.
+
+    Every study's inputs (workload, data, device, storage URL) are checked before the first one
+    trains, so a suite that cannot finish does not start. ``events(spec)`` gives each study its
+    progress display; ``progress`` as in :func:`run_study`. Returns early, incomplete, when a
+    study ended without finishing (another worker is still running it, or a stop request).
+    """
+    from .devices import resolve_device
+
+    if isinstance(suite, str):
+        suite = load_suite(suite)
+    dev = resolve_device(device)
+    for spec in suite.studies:
+        _check_inputs(spec, storage, dev)
+    stop = stop or StopFlag()
+    outcomes: list[Outcome] = []
+    for spec in suite.studies:
+        if stop.after_run:
+            break
+        study_dir = Path(root) / spec.name
+        outcome = run_study(spec, workers=workers, storage=storage, out=study_dir, device=device,
+                            events=events(spec) if events is not None else None, stop=stop,
+                            command=command, pdf=pdf, progress=progress, wait_timeout=wait_timeout)
+        outcomes.append(outcome)
+        if not outcome.complete:
+            return SuiteOutcome(False, suite_out(suite.name, root=root, out=out), None, outcomes)
+    if len(outcomes) < len(suite.studies):
+        return SuiteOutcome(False, suite_out(suite.name, root=root, out=out), None, outcomes)
+    out_dir, summary = rebuild_suite(suite, root=root, storage=storage, out=out, pdf=pdf)
+    return SuiteOutcome(True, out_dir, summary, outcomes)
+
+
+def _read_study(name: str, out_dir: Path, storage: str | None, origin: str):
+    """A finished study's results, read from its storage; one sentence when it is not there or
+    not finished."""
+    from .report.suite.analysis import StoredStudy
+    from .study.records import load_results
+
+    url = storage or st.default_url(out_dir)
+    if storage is None and not (out_dir / "study.db").is_file():
+        raise StorageError(f"{origin}: no stored study at {out_dir / 'study.db'} (run it with "
+                           f"`admtune study {name} --out {out_dir}`, or give --storage)")
+    if storage is not None:
+        st.require_stored(url)
+    with _storage_errors(url):
+        opened = st.open_storage(url, heartbeat_interval=None)
+        try:
+            results = load_results(opened, name)
+        finally:
+            st.close_storage(opened)
+    if not results.complete:
+        from .report.text import incomplete_text
+
+        raise AdmtuneError(f"{origin}: study {name!r} has not finished "
+                           f"({incomplete_text(results.progress) or 'incomplete'}); a suite is computed over "
+                           f"finished studies only: resume it with `admtune study {name} --out "
+                           f"{out_dir}`")
+    return StoredStudy(results, out_dir, url)
+
+
+def rebuild_suite(suite: Any, *, root: str | Path = "reports", storage: str | None = None,
+                  out: str | Path | None = None, pdf: bool = True) -> tuple[Path, dict[str, Any]]:
+    """The suite report of ``suite``'s stored studies (ROOT/STUDY, or ``storage``), no training;
+    returns (out folder, the content of suite.json)."""
+    if isinstance(suite, str):
+        suite = load_suite(suite)
+    stored = [_read_study(spec.name, Path(root) / spec.name, storage, f"suite {suite.name}")
+              for spec in suite.studies]
+    target = suite_out(suite.name, root=root, out=out)
+    summary = write_suite_report(suite.name, stored, target, alpha=suite.alpha,
+                                 correction=suite.correction, description=suite.description,
+                                 source=suite.source, pdf=pdf)
+    return target, summary
+
+
+def suite_from_folders(folders: list[str | Path], *, name: str = "suite",
+                       storage: str | None = None, root: str | Path = "reports",
+                       out: str | Path | None = None, alpha: float = 0.05,
+                       correction: str = "holm", pdf: bool = True) -> tuple[Path, dict[str, Any]]:
+    """The suite report over finished studies' out folders (each with its spec.toml, and its
+    study.db unless ``storage`` holds them all); never trains. Returns (out folder, suite.json)."""
+    from .study.spec import NAME_RE
+
+    if not NAME_RE.match(name):
+        raise SpecError(f"suite name {name!r} is not valid: use letters, digits, '-', '_' or '.'")
+    if not folders:
+        raise SpecError("--from needs at least one out folder of a finished study")
+    stored = []
+    seen: dict[str, Path] = {}
+    for folder in folders:
+        d = Path(folder)
+        if not d.is_dir():
+            raise SpecError(f"{d} is not a folder (--from takes the out folders of finished studies)")
+        spec_file = d / "spec.toml"
+        if not spec_file.is_file():
+            raise SpecError(f"{d} holds no spec.toml: it is not the out folder of an admtune study")
+        study = load(str(spec_file)).name
+        if study in seen:
+            raise SpecError(f"{seen[study]} and {d} both hold study {study!r}: give each study once")
+        seen[study] = d
+        stored.append(_read_study(study, d, storage, str(d)))
+    target = suite_out(name, root=root, out=out)
+    summary = write_suite_report(name, stored, target, alpha=alpha, correction=correction,
+                                 source="--from " + " ".join(str(f) for f in folders), pdf=pdf)
+    return target, summary
+
+
+def write_suite_report(name: str, studies: list[Any], out_dir: str | Path, *, alpha: float = 0.05,
+                       correction: str = "holm", description: str = "", source: str = "",
+                       pdf: bool = True) -> dict[str, Any]:
+    """suite.json, suite.html (and suite.pdf) of stored studies into ``out_dir``, atomically."""
+    from .report.suite import write_suite
+
+    return write_suite(name, studies, Path(out_dir), alpha=alpha, correction=correction,
+                       description=description, source=source, pdf=pdf)
+
+
+__all__ += ["SuiteOutcome", "load_suite", "rebuild_suite", "run_suite", "suite_from_folders",
+            "suite_out", "write_suite_report"]

@@ -266,6 +266,60 @@ def report(
         raise typer.Exit(code=3)
 
 
+@app.command()
+def suite(
+    names: Annotated[list[str], typer.Argument(
+        help="A suite name (studies/suites/NAME.toml, see `admtune list`) or a suite file; with "
+             "--from: the out folders of finished studies.")],
+    from_: Annotated[bool, typer.Option("--from", help="The arguments are out folders of finished "
+                                        "studies: build the suite report from them, never train.")] = False,
+    name: Annotated[str, typer.Option("--name", help="With --from: the suite's name (its report "
+                                      "goes to ROOT/suites/NAME).")] = "suite",
+    root: Annotated[Path, typer.Option("--root", help="Where the suite's studies live (ROOT/STUDY) "
+                                       "and its report goes (ROOT/suites/NAME).")] = Path("reports"),
+    storage: StorageOpt = None, device: DeviceOpt = "auto", out: OutOpt = None,
+    pdf: PdfOpt = True, workers: WorkersOpt = 1,
+) -> None:
+    """Run or resume every study of a suite, then write one report across them (suite.json, suite.html, suite.pdf)."""
+    from . import api
+    from .report.suite import suite_lines
+
+    try:
+        if from_:
+            out_dir, summary = api.suite_from_folders(names, name=name, storage=storage, root=root,
+                                                      out=out, pdf=pdf)
+        else:
+            if len(names) != 1:
+                raise AdmtuneError(f"give one suite name, not {len(names)} (out folders of "
+                                   "finished studies go with --from)")
+            spec = api.load_suite(names[0])
+            stop = api.StopFlag()
+            previous = signal.signal(signal.SIGINT, lambda *_: stop.request())
+            try:
+                outcome = api.run_suite(spec, root=root, storage=storage, workers=workers,
+                                        device=device, out=out, pdf=pdf, stop=stop,
+                                        command=_command_line(),
+                                        progress=lambda line: err_console.print(
+                                            escape(line), highlight=False, soft_wrap=True))
+            except api.Interrupted:
+                err_console.print("[yellow]interrupted;[/] run the same command to resume")
+                raise typer.Exit(code=130) from None
+            finally:
+                signal.signal(signal.SIGINT, previous)
+            if not outcome.complete:
+                err_console.print("stopped before every study of the suite finished; run the same "
+                                  "command to resume")
+                raise typer.Exit(code=130)
+            out_dir, summary = outcome.out_dir, outcome.suite
+    except AdmtuneError as exc:
+        _fail(exc)
+    for line in suite_lines(summary, console.width):
+        console.print(line, highlight=False, soft_wrap=True)
+    for f in ("suite.html", "suite.pdf", "suite.json"):
+        if (out_dir / f).is_file():
+            console.print(f"  [dim]{escape(str(out_dir / f))}[/]", highlight=False, soft_wrap=True)
+
+
 @app.command("storage-proxy")
 def storage_proxy(
     storage: Annotated[str, typer.Option("--storage", help="The database to serve: sqlite:///… or postgresql://….")],

@@ -212,7 +212,8 @@ def _wait_for_trials(db: Path, n: int, timeout: float = 120) -> None:
     raise AssertionError(f"fewer than {n} runs finished in {timeout} s")
 
 
-@pytest.mark.parametrize("presses", [1, 2])
+# two presses (abort the run in progress) is the heavier path: nox -s slow runs it
+@pytest.mark.parametrize("presses", [1, pytest.param(2, marks=pytest.mark.slow)])
 def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(project, presses):
     import time
 

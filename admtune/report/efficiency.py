@@ -172,7 +172,7 @@ def best_so_far_orderings(values: np.ndarray, confidence: float = CONFIDENCE) ->
             # different CPUs, and a rebuilt report must match the committed one byte for byte
             top = float(lw.max())
             w = [math.exp(float(x) - top) for x in lw]
-            mean = math.fsum(wi * float(vi) for wi, vi in zip(w, v[start - 1:])) / math.fsum(w)
+            mean = math.fsum(wi * float(vi) for wi, vi in zip(w, v[start - 1:], strict=True)) / math.fsum(w)
             means.append(min(max(mean, float(finite[0])), float(finite[-1])))
 
         # quantiles: float CDF to locate, exact integers to decide

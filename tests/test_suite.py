@@ -1,0 +1,227 @@
+"""admtune suite: the aggregate statistics against scipy/statsmodels computed here, a suite of
+planted-effect studies end to end, and a rebuild from storage that reproduces suite.json."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+from statsmodels.stats.multitest import multipletests
+from typer.testing import CliRunner
+
+from admtune import api
+from admtune.cli import app
+from admtune.errors import AdmtuneError, SpecError
+from admtune.report.suite import stats
+
+REPO = Path(__file__).resolve().parents[1]
+
+# ---------------------------------------------------------------------------------------------
+# the statistics, each against its library definition
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_pair_probability_is_mann_whitney_u_over_nm(seed):
+    rng = np.random.default_rng(seed)
+    x = np.round(rng.normal(size=7), 1)  # rounded: ties
+    y = np.round(rng.normal(0.3, size=9), 1)
+    u = sps.mannwhitneyu(x, y, alternative="two-sided").statistic
+    assert stats.pair_probability(x, y) == pytest.approx(u / (x.size * y.size), abs=1e-12)
+    # NaN (excluded runs) are left out, as if absent
+    assert stats.pair_probability(np.r_[x, np.nan], np.r_[np.nan, y]) == \
+        pytest.approx(u / (x.size * y.size), abs=1e-12)
+
+
+def test_aggregate_probability_is_the_mean_over_tasks_and_its_ci_covers_it():
+    rng = np.random.default_rng(1)
+    tasks = [stats.Task("s", f"b{i}", 1.0, rng.normal(d, 1, 10), rng.normal(0, 1, 10),
+                        rng.normal(0, 1, 10)) for i, d in enumerate((-1.0, 0.0, 1.0, 2.0))]
+    est = stats.aggregate_poi(tasks)
+    per_task = [sps.mannwhitneyu(t.adm, t.tuned).statistic / 100 for t in tasks]
+    assert est.value == pytest.approx(np.mean(per_task))
+    assert est.lo < est.value < est.hi
+    # stratified: resampling within tasks only, so a task's own spread bounds the interval width
+    assert est.hi - est.lo < 0.35
+
+
+def test_scores_iqm_is_scipy_trim_mean_of_the_pooled_runs():
+    rng = np.random.default_rng(2)
+    sets = [rng.normal(size=10), rng.normal(1, 2, size=8)]
+    agg = stats.aggregate_scores(sets)
+    pooled = np.concatenate(sets)
+    assert agg["iqm"].value == pytest.approx(sps.trim_mean(pooled, 0.25))
+    assert agg["median"].value == pytest.approx(np.median(pooled))
+    assert agg["mean"].value == pytest.approx(np.mean(pooled))
+    for e in agg.values():
+        assert e.lo <= e.value <= e.hi
+
+
+def test_normalised_scores_in_margins_with_divergence_and_exclusion():
+    t = stats.Task("s", "b", 0.5, np.array([1.0, -np.inf, 2.0, np.nan, -np.inf]),
+                   np.array([0.5, 1.0, -np.inf, 1.0, -np.inf]), np.zeros(5))
+    s = stats.normalised_scores(t)
+    assert s.tolist() == [1.0, -np.inf, np.inf, 0.0]  # the excluded seed left out
+
+
+def test_adjust_is_statsmodels_and_keeps_missing_tests_out():
+    p = [0.01, None, 0.04, 0.03, float("nan"), 0.2]
+    ok = [0.01, 0.04, 0.03, 0.2]
+    for method in ("holm", "fdr_bh"):
+        want = multipletests(ok, method=method)[1]
+        got = stats.adjust(p, method)
+        assert got[1] is None and got[4] is None
+        assert [got[i] for i in (0, 2, 3, 5)] == pytest.approx(list(want))
+
+
+def test_summed_trials_to_match_is_the_exact_sum_distribution():
+    counts = [(6, 2), (5, 1), (4, 0), (3, 3)]
+    cost = stats.sum_trials_to_match(counts)
+    assert cost.comparisons == 3 and cost.never == 1
+    # mean of a sum = sum of means (n+1)/(g+1)
+    assert cost.mean == pytest.approx(sum((n + 1) / (g + 1) for n, g in counts if g))
+    rng = np.random.default_rng(0)
+    sims = np.zeros(20000)
+    for n, g in counts:
+        if g:
+            orders = rng.random((20000, n)).argsort(axis=1)
+            sims += (orders < g).argmax(axis=1) + 1  # position of the first good trial
+    assert abs(np.median(sims) - cost.median) <= 1
+    assert np.mean(sims <= cost.hi) >= 0.97 and np.mean(sims < cost.lo) <= 0.03
+
+
+def test_performance_profile_counts_tasks_within_tau():
+    rho = stats.performance_profile([0.0, 0.5, 2.0, math.inf], np.array([0.0, 0.5, 1.0, 3.0]))
+    assert rho.tolist() == [0.25, 0.5, 0.5, 0.75]
+
+
+# ---------------------------------------------------------------------------------------------
+# a suite of planted effects, end to end
+
+PLANTED = """
+name = "{name}"
+metric = "loss"
+direction = "minimize"
+margin = 0.2
+baselines = ["sgd"]
+trials = 4
+seeds = 12
+[train]
+steps = 1
+batch_size = 1
+lr = {{ sgd = 0.1, adamw = 0.01 }}
+[tune]
+finalists = 2
+selection_seeds = 2
+[workload]
+name = "tests.planted_workload:planted"
+shift = {shift}
+"""
+SHIFTS = {"better": 0.5, "worse": -0.5, "equal": 0.0}
+
+
+@pytest.fixture(scope="module")
+def planted_suite(tmp_path_factory):
+    root = tmp_path_factory.mktemp("suite")
+    import os
+    import sys
+
+    old = os.getcwd()
+    os.chdir(root)
+    sys.path.insert(0, str(REPO))
+    try:
+        (root / "studies" / "suites").mkdir(parents=True)
+        for name, shift in SHIFTS.items():
+            (root / "studies" / f"{name}.toml").write_text(PLANTED.format(name=name, shift=shift))
+        (root / "studies" / "suites" / "planted.toml").write_text(
+            'name = "planted"\n' + "".join(f'[[study]]\nspec = "{n}"\n' for n in SHIFTS))
+        outcome = api.run_suite("planted", root=root / "reports", device="cpu", pdf=False)
+        yield root, outcome
+    finally:
+        os.chdir(old)
+        sys.path.remove(str(REPO))
+
+
+def test_planted_effects_give_the_expected_matrix(planted_suite):
+    _, outcome = planted_suite
+    assert outcome.complete
+    verdicts = {c["study"]: (c["verdict"], c["suite_verdict"]) for c in outcome.suite["comparisons"]}
+    assert verdicts == {"better": ("beats", "beats"), "worse": ("loses", "loses"),
+                        "equal": ("matches", "matches")}
+
+
+def test_aggregate_probability_ci_contains_the_planted_value(planted_suite):
+    _, outcome = planted_suite
+    planted = np.mean([sps.norm.cdf(s / (0.1 * math.sqrt(2))) for s in SHIFTS.values()])
+    poi = outcome.suite["prob_improvement"]["sgd"]["adm_vs_tuned"]
+    assert poi["ci"][0] <= planted <= poi["ci"][1], poi
+    for c in outcome.suite["comparisons"]:
+        truth = sps.norm.cdf(SHIFTS[c["study"]] / (0.1 * math.sqrt(2)))
+        lo, hi = c["prob_improvement"]["ci"]
+        assert lo - 0.05 <= truth <= hi + 0.05
+
+
+def test_suite_holm_is_statsmodels_over_every_comparison(planted_suite):
+    _, outcome = planted_suite
+    cs = outcome.suite["comparisons"]
+    raw = [p for c in cs for p in (c["p_better"], c["p_worse"], c["p_divergence"]) if p is not None]
+    adj = iter(multipletests(raw, method="holm")[1])
+    for c in cs:
+        for key in ("p_better", "p_worse", "p_divergence"):
+            if c[key] is not None:
+                assert c[key + "_suite"] == pytest.approx(next(adj), rel=1e-9)
+    assert outcome.suite["multiplicity"]["tests"] == len(raw)
+
+
+def test_a_rebuild_from_storage_reproduces_suite_json_and_never_trains(planted_suite):
+    root, outcome = planted_suite
+    before = (outcome.out_dir / "suite.json").read_bytes()
+    dbs = {p: p.stat().st_mtime_ns for p in (root / "reports").glob("*/study.db")}
+    out, _ = api.rebuild_suite(api.load_suite(str(root / "studies/suites/planted.toml")),
+                               root=root / "reports", pdf=False)
+    assert (out / "suite.json").read_bytes() == before
+    folders = [str(root / "reports" / n) for n in SHIFTS]
+    result = CliRunner().invoke(app, ["suite", "--from", *folders, "--name", "planted",
+                                      "--out", str(root / "from"), "--no-pdf"])
+    assert result.exit_code == 0, result.output
+    a = json.loads((root / "from" / "suite.json").read_text())
+    b = json.loads(before)
+    for key in ("comparisons", "prob_improvement", "scores", "profiles", "tuning_cost"):
+        assert a[key] == b[key]
+    assert {p: p.stat().st_mtime_ns for p in dbs} == dbs  # --from read the storages only
+
+
+def test_suite_from_refuses_what_is_not_a_finished_study(tmp_path, planted_suite):
+    root, _ = planted_suite
+    with pytest.raises(SpecError, match="not a folder"):
+        api.suite_from_folders([tmp_path / "nope"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SpecError, match="spec.toml"):
+        api.suite_from_folders([tmp_path / "empty"])
+    with pytest.raises(SpecError, match="both hold study"):
+        api.suite_from_folders([root / "reports" / "better", root / "reports" / "better"])
+    result = CliRunner().invoke(app, ["suite", "nosuch"])
+    assert result.exit_code == 2 and "unknown suite 'nosuch'" in result.output
+
+
+def test_a_suite_entry_that_cannot_run_stops_before_any_training(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "studies" / "suites").mkdir(parents=True)
+    (tmp_path / "studies" / "suites" / "mixed.toml").write_text(
+        '[[study]]\nspec = "quick"\n[[study]]\nspec = "quick"\n')
+    with pytest.raises(SpecError, match="both study 'quick'"):
+        api.load_suite("mixed")
+    (tmp_path / "studies" / "suites" / "mixed.toml").write_text(
+        '[[study]]\nspec = "quick"\n[[study]]\nspec = "cifar"\n')
+    with pytest.raises(AdmtuneError):
+        api.run_suite("mixed", root=tmp_path / "reports", device="cpu")
+    assert not (tmp_path / "reports").exists()
+
+
+def test_the_bundled_suites_resolve():
+    assert [s.name for s in api.load_suite("cpu").studies] == \
+        ["quick", "convex-logreg", "convex-lsq", "convex-quad", "mlp"]
+    assert [s.name for s in api.load_suite("gpu").studies] == ["cifar", "cifar100", "lm"]
