@@ -80,7 +80,7 @@ def scores(suite: dict[str, Any]) -> Figure:
             ax.axvline(0, color="#444", lw=0.8, ls="--")
             _interval_rows(ax, rows)
             ax.set_title(titles[st])
-            ax.set_xlabel("score (margins δ; 0 = tuned β)")
+            ax.set_xlabel("margins δ")
             ends = [v for _, e, _ in rows for v in (e["value"], *e["ci"]) if _finite(v)]
             if ends:
                 lo, hi = min(min(ends), -1.2), max(max(ends), 1.2)
@@ -132,7 +132,7 @@ def deltas(suite: dict[str, Any]) -> Figure:
     if not rows:
         return Figure(None, "", note="no comparison has a mean difference")
     with plt.rc_context(RC), sns.axes_style("ticks", RC):
-        fig, ax = plt.subplots(figsize=(FULL_WIDTH * 0.62, 0.2 * len(rows) + 0.7))
+        fig, ax = plt.subplots(figsize=(FULL_WIDTH * 0.75, 0.2 * len(rows) + 0.7))
         ax.axvspan(-1, 1, color="#EEF3F8", zorder=0)
         ax.axvline(0, color="#444", lw=0.8, ls="--")
         _interval_rows(ax, rows)
