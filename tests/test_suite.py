@@ -225,3 +225,13 @@ def test_the_bundled_suites_resolve():
     assert [s.name for s in api.load_suite("cpu").studies] == \
         ["quick", "convex-logreg", "convex-lsq", "convex-quad", "mlp"]
     assert [s.name for s in api.load_suite("gpu").studies] == ["cifar", "cifar100", "lm"]
+
+
+def test_the_committed_cpu_suite_rebuilds_from_the_committed_studies(tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO)  # the committed suite.json records the folders as given, relative
+    committed = REPO / "reports" / "examples" / "suites" / "cpu" / "suite.json"
+    folders = [f"reports/examples/{n}" for n in
+               ("quick", "convex-logreg", "convex-lsq", "convex-quad", "mlp")]
+    out, _ = api.suite_from_folders(folders, name="cpu", root="reports/examples",
+                                    out=tmp_path / "cpu", pdf=False)
+    assert (out / "suite.json").read_bytes() == committed.read_bytes()
