@@ -135,14 +135,17 @@ def _cost_text(cost: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
-def commands(suite: dict[str, Any]) -> list[str]:
+def commands(suite: dict[str, Any], out_dir: Path | None = None) -> list[str]:
     src = suite.get("source") or ""
+    where = f" --out {shlex.quote(str(out_dir))}" if out_dir is not None else ""
     if src.startswith("--from "):
-        return [f"admtune suite --from {src[len('--from '):]} --name {shlex.quote(suite['suite'])}"]
-    return [f"admtune suite {shlex.quote(suite['suite'])}"]
+        return [f"admtune suite --from {src[len('--from '):]} --name "
+                f"{shlex.quote(suite['suite'])}{where}"]
+    return [f"admtune suite {shlex.quote(suite['suite'])}{where}"]
 
 
-def build_context(suite: dict[str, Any], figs: dict[str, Any]) -> dict[str, Any]:
+def build_context(suite: dict[str, Any], figs: dict[str, Any],
+                  out_dir: Path | None = None) -> dict[str, Any]:
     from admtune.report.render import figure_ctx
 
     comparisons = []
@@ -182,7 +185,7 @@ def build_context(suite: dict[str, Any], figs: dict[str, Any]) -> dict[str, Any]
         "study_counts": counts_text(suite["verdict_counts"]["study"]),
         "suite_counts": counts_text(suite["verdict_counts"]["suite"]),
         "figs": {k: figure_ctx(f) for k, f in figs.items()},
-        "studies": studies, "commands": commands(suite),
+        "studies": studies, "commands": commands(suite, out_dir),
         "alphas": sorted({s["alpha"] for s in suite["studies"]}),
     }
 
@@ -191,13 +194,14 @@ def _group_title(g: str) -> str:
     return "all comparisons" if g == "all" else f"{baseline_name(g)} family"
 
 
-def render_suite(suite: dict[str, Any]) -> str:
-    """The suite report's HTML from the content of suite.json."""
+def render_suite(suite: dict[str, Any], out_dir: Path | None = None) -> str:
+    """The suite report's HTML from the content of suite.json (``out_dir``: where it goes, for
+    its rebuild command)."""
     from admtune.report.render import environment
     from admtune.report.suite.figures import all_figures
 
     return environment().get_template("suite.html.j2").render(
-        **build_context(suite, all_figures(suite)))
+        **build_context(suite, all_figures(suite), out_dir))
 
 
 def write_suite(name: str, studies: list[Any], out_dir: Path, *, alpha: float = 0.05,
@@ -210,7 +214,7 @@ def write_suite(name: str, studies: list[Any], out_dir: Path, *, alpha: float = 
 
     suite = analyse_suite(name, studies, alpha=alpha, correction=correction,
                           description=description, source=source)
-    html = render_suite(suite)
+    html = render_suite(suite, out_dir)
     document = render_pdf(html) if pdf else None  # rendered before anything is written
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(out_dir / "suite.json", to_json(suite))
