@@ -276,8 +276,6 @@ def rebuild_report(name_or_spec: str | StudySpec, *, out: str | Path | None = No
     ``name_or_spec`` is the stored study's name, a spec path (its ``name`` is the study's), or a
     spec; the storage defaults to ``<out>/study.db`` with ``out`` defaulting to reports/NAME.
     """
-    from .study.records import load_results
-
     name = _study_name(name_or_spec)
     out_dir = out_path(out, name)
     url = storage or st.default_url(out_dir)
@@ -285,15 +283,22 @@ def rebuild_report(name_or_spec: str | StudySpec, *, out: str | Path | None = No
         raise StorageError(_no_stored_study(name_or_spec, name, out_dir))
     if storage is not None:
         st.require_stored(url)
-    with _storage_errors(url):
-        opened = st.open_storage(url, heartbeat_interval=None)
-        try:
-            results = load_results(opened, name)
-        finally:
-            st.close_storage(opened)
+    results = _load_stored(url, name)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_report(results, out_dir, pdf=pdf, storage_url=url)
     return out_dir
+
+
+def _load_stored(url: str, name: str) -> StudyResults:
+    """Study ``name``'s results, read from the storage at ``url`` (opened and closed here)."""
+    from .study.records import load_results
+
+    with _storage_errors(url):
+        opened = st.open_storage(url, heartbeat_interval=None)
+        try:
+            return load_results(opened, name)
+        finally:
+            st.close_storage(opened)
 
 
 def _no_stored_study(name_or_spec: str | StudySpec, name: str, out_dir: Path) -> str:
@@ -492,7 +497,6 @@ def _read_study(name: str, out_dir: Path, storage: str | None, origin: str):
     """A finished study's results, read from its storage; one sentence when it is not there or
     not finished."""
     from .report.suite.analysis import StoredStudy
-    from .study.records import load_results
 
     url = storage or st.default_url(out_dir)
     if storage is None and not (out_dir / "study.db").is_file():
@@ -500,12 +504,7 @@ def _read_study(name: str, out_dir: Path, storage: str | None, origin: str):
                            f"`admtune study {name} --out {out_dir}`, or give --storage)")
     if storage is not None:
         st.require_stored(url)
-    with _storage_errors(url):
-        opened = st.open_storage(url, heartbeat_interval=None)
-        try:
-            results = load_results(opened, name)
-        finally:
-            st.close_storage(opened)
+    results = _load_stored(url, name)
     if not results.complete:
         from .report.text import incomplete_text
 

@@ -12,16 +12,11 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+from admtune.report import _signed
 from admtune.report.text import baseline_name, fmt, fmt_beta, fmt_p
 from admtune.util import atomic_write
 
 __all__ = ["write_suite", "render_suite", "headline", "suite_lines"]
-
-
-def _signed(x: Any, dec: int | None) -> str:
-    from admtune.report import _signed as signed
-
-    return signed(x, dec)
 
 
 def _ci(ci: Any, dec: int | None = None, signed: bool = False) -> str:
@@ -91,6 +86,11 @@ def suite_lines(suite: dict[str, Any], width: int = 80) -> list[str]:
     for g, s in suite["scores"].items():
         lines.append(f"IQM of AdM's score, {_group(g)}: {_est(s['adm']['iqm'], signed=True)} δ")
     return lines
+
+
+def group_name(g: str) -> str:
+    """A comparison group's title: a baseline family, or all comparisons."""
+    return "all comparisons" if g == "all" else f"{baseline_name(g)} family"
 
 
 def _group(g: str) -> str:
@@ -166,11 +166,11 @@ def build_context(suite: dict[str, Any], figs: dict[str, Any],
                     for a, v in c["gap"].items()},
             "poi": _est(c["prob_improvement"]),
         })
-    poi_rows = [{"group": _group_title(g), "adm_tuned": _est(p["adm_vs_tuned"]),
+    poi_rows = [{"group": group_name(g), "adm_tuned": _est(p["adm_vs_tuned"]),
                  "adm_default": _est(p["adm_vs_default"]),
                  "tuned_default": _est(p["tuned_vs_default"]), "n": p["comparisons"]}
                 for g, p in suite["prob_improvement"].items()]
-    score_rows = [{"group": _group_title(g), "arm": arm_word,
+    score_rows = [{"group": group_name(g), "arm": arm_word,
                    **{k: _est(s[arm][k], signed=True) for k in ("iqm", "median", "mean")}}
                   for g, s in suite["scores"].items()
                   for arm, arm_word in (("adm", "AdM (untuned)"), ("default", "β = 0.9"))]
@@ -188,10 +188,6 @@ def build_context(suite: dict[str, Any], figs: dict[str, Any],
         "studies": studies, "commands": commands(suite, out_dir),
         "alphas": sorted({s["alpha"] for s in suite["studies"]}),
     }
-
-
-def _group_title(g: str) -> str:
-    return "all comparisons" if g == "all" else f"{baseline_name(g)} family"
 
 
 def render_suite(suite: dict[str, Any], out_dir: Path | None = None) -> str:

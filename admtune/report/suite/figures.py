@@ -11,6 +11,7 @@ import numpy as np
 import seaborn as sns
 
 from admtune.report.figures import ARM_COLOURS, FULL_WIDTH, OKABE_ITO, RC, Figure, _svg
+from admtune.report.suite import group_name
 from admtune.report.text import baseline_name
 
 VERDICT_COLOURS = {"beats": OKABE_ITO["green"], "matches": OKABE_ITO["blue"],
@@ -19,10 +20,6 @@ ARM_WORDS = {"adm": "AdM (untuned)", "tuned": "tuned β", "default": "β = 0.9"}
 POI_ROWS = (("adm_vs_tuned", "AdM vs tuned β", ARM_COLOURS["adm"]),
             ("adm_vs_default", "AdM vs β = 0.9", OKABE_ITO["orange"]),
             ("tuned_vs_default", "tuned β vs β = 0.9", ARM_COLOURS["tuned"]))
-
-
-def group_name(group: str) -> str:
-    return "all comparisons" if group == "all" else f"{baseline_name(group)} family"
 
 
 def _finite(x: Any) -> bool:

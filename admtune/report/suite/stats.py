@@ -213,18 +213,17 @@ def sum_trials_to_match(counts: list[tuple[int, int]], confidence: float = CONFI
     convolved), so the interval is exact, not a Monte Carlo one. ``counts``: (trials, good) per
     comparison; good = 0 ("never") is counted apart, not summed."""
     pmf = np.array([1.0])
-    offset, used, never = 0, 0, 0
+    used, never = 0, 0
     for n, g in counts:
         if g <= 0:
             never += 1
             continue
         p = np.asarray(efficiency.first_good_distribution(n, g))  # P(T = 1..)
         pmf = np.convolve(pmf, p)
-        offset += 1
         used += 1
     if used == 0:
         return CostSum(0, never, None, None, None, None)
-    values = np.arange(pmf.size) + offset
+    values = np.arange(pmf.size) + used  # each term is at least 1
     pmf = pmf / pmf.sum()
     cdf = np.cumsum(pmf)
     q = (1 - confidence) / 2
