@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -228,10 +229,14 @@ def test_the_bundled_suites_resolve():
 
 
 def test_the_committed_cpu_suite_rebuilds_from_the_committed_studies(tmp_path, monkeypatch):
-    monkeypatch.chdir(REPO)  # the committed suite.json records the folders as given, relative
+    # Rebuilt from a copy in another place: suite.json must not depend on where the checkout lives
+    # (CI clones elsewhere; an absolute storage path once broke this).
+    names = ("quick", "convex-logreg", "convex-lsq", "convex-quad", "mlp")
+    elsewhere = tmp_path / "elsewhere"
+    for n in names:
+        shutil.copytree(REPO / "reports" / "examples" / n, elsewhere / "reports" / "examples" / n)
+    monkeypatch.chdir(elsewhere)  # the committed suite.json records the folders as given, relative
     committed = REPO / "reports" / "examples" / "suites" / "cpu" / "suite.json"
-    folders = [f"reports/examples/{n}" for n in
-               ("quick", "convex-logreg", "convex-lsq", "convex-quad", "mlp")]
-    out, _ = api.suite_from_folders(folders, name="cpu", root="reports/examples",
-                                    out=tmp_path / "cpu", pdf=False)
+    out, _ = api.suite_from_folders([f"reports/examples/{n}" for n in names], name="cpu",
+                                    root="reports/examples", out=tmp_path / "cpu", pdf=False)
     assert (out / "suite.json").read_bytes() == committed.read_bytes()
