@@ -512,7 +512,7 @@ def _read_study(name: str, out_dir: Path, storage: str | None, origin: str):
                            f"({incomplete_text(results.progress) or 'incomplete'}); a suite is computed over "
                            f"finished studies only: resume it with `admtune study {name} --out "
                            f"{out_dir}`")
-    return StoredStudy(results, out_dir, url)
+    return StoredStudy(results, out_dir, url if storage is not None else str(out_dir / "study.db"))
 
 
 def rebuild_suite(suite: Any, *, root: str | Path = "reports", storage: str | None = None,

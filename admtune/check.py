@@ -37,6 +37,29 @@ Keys of a baseline table (each optional, at least one required):
 Top level, besides the tables, only ``metric`` is allowed: when set, the study's metric must be
 that one, so the numeric bounds are never compared with a different quantity after a spec change.
 
+Suite expectations (for ``admtune check SUITE``, judged on its ``suite.json``) use their own tables
+instead of baseline ones; a file holds either kind, never both::
+
+    [suite]                              # aggregates over every study x baseline of the suite
+    prob_improvement_at_least = 0.30     # P(AdM beats tuned momentum), point estimate
+    iqm_at_least = -1.0                  # IQM of AdM's normalised score, in margins delta
+
+    [suite.sgd]                          # the same keys, over the SGD comparisons only
+    prob_improvement_ci_low_at_least = 0.2
+
+    [studies.quick]                      # allowed suite-level verdicts per baseline
+    sgd = ["beats", "matches", "inconclusive"]
+    adamw = ["beats", "matches"]
+
+Keys of ``[suite]`` and ``[suite.BASELINE]``: ``prob_improvement_at_least`` and
+``prob_improvement_ci_low_at_least`` (the point estimate, or the lower end of its stratified
+bootstrap interval, of the probability that AdM's run beats tuned momentum's on a seed);
+``iqm_at_least`` and ``iqm_ci_low_at_least`` (the interquartile mean of AdM's normalised score
+(x_AdM - x_tuned) / delta, higher = better, 0 = as good as tuned); ``max_loses`` (how many
+suite-level "loses" verdicts are allowed). The verdicts of ``[studies.NAME]`` are the suite-level
+ones (recomputed with the suite's multiplicity correction); each line shows the study's own too.
+A study or baseline that the suite does not hold is a usage error.
+
 Unknown baselines (not sgd/adamw, or absent from the summary), unknown keys, wrong types and
 out-of-range values are usage errors (:class:`~admtune.errors.SpecError`, exit code 2), never
 ignored. Exit codes of :func:`run_check`: 0 when every expectation holds, 1 when any falls short,
@@ -78,6 +101,10 @@ __all__ = [
     "KEYS",
     "BaselineExpectation",
     "Expectations",
+    "AggregateExpectation",
+    "SuiteExpectations",
+    "load_suite_summary",
+    "judge_suite",
     "Judgement",
     "load_expectations",
     "load_summary",
@@ -91,6 +118,10 @@ VERDICTS = ("beats", "matches", "loses", "inconclusive")
 # Keys of a baseline table, in the order their outcomes are reported.
 KEYS = ("verdict", "adm_at_most", "adm_at_least", "diff_at_least", "max_diverged")
 TOP_LEVEL_KEYS = ("metric",)
+# Keys of a suite's [suite] and [suite.BASELINE] tables, in the order their outcomes are reported.
+AGGREGATE_KEYS = ("prob_improvement_at_least", "prob_improvement_ci_low_at_least",
+                  "iqm_at_least", "iqm_ci_low_at_least", "max_loses")
+SUITE_TOP_LEVEL = ("suite", "studies")
 DIRECTIONS = ("minimize", "maximize")
 
 
@@ -113,6 +144,27 @@ class Expectations:
     path: Path
     baselines: dict[str, BaselineExpectation] = field(default_factory=dict)
     metric: str | None = None
+
+
+@dataclass(frozen=True)
+class AggregateExpectation:
+    """What is expected of a suite's aggregate over ``scope`` ("all" or one baseline)."""
+
+    scope: str
+    prob_improvement_at_least: float | None = None
+    prob_improvement_ci_low_at_least: float | None = None
+    iqm_at_least: float | None = None
+    iqm_ci_low_at_least: float | None = None
+    max_loses: int | None = None
+
+
+@dataclass(frozen=True)
+class SuiteExpectations:
+    """A validated suite expectations file: aggregates by scope, allowed verdicts by study."""
+
+    path: Path
+    aggregates: dict[str, AggregateExpectation] = field(default_factory=dict)
+    studies: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -156,6 +208,30 @@ def _number(path: Path, where: str, key: str, value: Any) -> float:
     return float(value)
 
 
+def _verdicts(path: Path, where: str, raw: Any) -> tuple[str, ...]:
+    items = [raw] if isinstance(raw, str) else raw
+    if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
+        raise SpecError(
+            f"{path}: {where} must be a list of verdicts such as "
+            f'["beats", "matches"], not {raw!r}.'
+        )
+    if not items:
+        raise SpecError(f"{path}: {where} is empty; allow at least one verdict.")
+    for v in items:
+        if v not in VERDICTS:
+            raise SpecError(
+                f"{path}: {where} has unknown verdict {v!r}{_suggest(v, VERDICTS)}; "
+                f"verdicts are {', '.join(VERDICTS)}."
+            )
+    return tuple(dict.fromkeys(items))  # drop duplicates, keep order
+
+
+def _whole(path: Path, where: str, raw: Any) -> int:
+    if not isinstance(raw, int) or isinstance(raw, bool) or raw < 0:
+        raise SpecError(f"{path}: {where} must be a whole number >= 0, not {raw!r}.")
+    return raw
+
+
 def _baseline(path: Path, name: str, table: dict[str, Any]) -> BaselineExpectation:
     where = f"[{name}]"
     unknown = [k for k in table if k not in KEYS]
@@ -170,22 +246,7 @@ def _baseline(path: Path, name: str, table: dict[str, Any]) -> BaselineExpectati
     values: dict[str, Any] = {}
 
     if "verdict" in table:
-        raw = table["verdict"]
-        items = [raw] if isinstance(raw, str) else raw
-        if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
-            raise SpecError(
-                f"{path}: {where}.verdict must be a list of verdicts such as "
-                f'["beats", "matches"], not {raw!r}.'
-            )
-        if not items:
-            raise SpecError(f"{path}: {where}.verdict is empty; allow at least one verdict.")
-        for v in items:
-            if v not in VERDICTS:
-                raise SpecError(
-                    f"{path}: {where}.verdict has unknown verdict {v!r}{_suggest(v, VERDICTS)}; "
-                    f"verdicts are {', '.join(VERDICTS)}."
-                )
-        values["verdict"] = tuple(dict.fromkeys(items))  # drop duplicates, keep order
+        values["verdict"] = _verdicts(path, f"{where}.verdict", table["verdict"])
 
     for key in ("adm_at_most", "adm_at_least", "diff_at_least"):
         if key in table:
@@ -197,18 +258,16 @@ def _baseline(path: Path, name: str, table: dict[str, Any]) -> BaselineExpectati
         )
 
     if "max_diverged" in table:
-        raw = table["max_diverged"]
-        if not isinstance(raw, int) or isinstance(raw, bool) or raw < 0:
-            raise SpecError(
-                f"{path}: {where}.max_diverged must be a whole number >= 0, not {raw!r}."
-            )
-        values["max_diverged"] = raw
+        values["max_diverged"] = _whole(path, f"{where}.max_diverged", table["max_diverged"])
 
     return BaselineExpectation(baseline=name, **values)
 
 
-def load_expectations(path: str | os.PathLike[str]) -> Expectations:
+def load_expectations(path: str | os.PathLike[str]) -> Expectations | SuiteExpectations:
     """Read and validate an expectations file; raise :class:`SpecError` naming any problem.
+
+    A file with ``[suite]`` or ``[studies.NAME]`` tables is a suite's (:class:`SuiteExpectations`),
+    any other a study's (:class:`Expectations`).
 
     Checks that need the summary (baselines present in it, bound direction, metric) are done by
     :func:`evaluate`; call this first so that a bad file is reported before any training.
@@ -228,6 +287,8 @@ def load_expectations(path: str | os.PathLike[str]) -> Expectations:
     except OSError as exc:
         raise SpecError(f"Expectations file {path} cannot be read: {exc.strerror}.") from None
 
+    if any(k in data for k in SUITE_TOP_LEVEL):
+        return _suite_expectations(path, data)
     metric = None
     baselines: dict[str, BaselineExpectation] = {}
     known = families.names()
@@ -256,6 +317,77 @@ def load_expectations(path: str | os.PathLike[str]) -> Expectations:
             'verdict = ["beats", "matches"].'
         )
     return Expectations(path=path, baselines=baselines, metric=metric)
+
+
+def _aggregate(path: Path, where: str, scope: str, table: dict[str, Any]) -> AggregateExpectation:
+    unknown = [k for k in table if k not in AGGREGATE_KEYS]
+    if unknown:
+        key = unknown[0]
+        raise SpecError(
+            f"{path}: unknown key {key!r} in {where}{_suggest(key, AGGREGATE_KEYS)}; "
+            f"known keys: {', '.join(AGGREGATE_KEYS)}."
+        )
+    if not table:
+        raise SpecError(f"{path}: {where} sets no expectation; known keys: "
+                        f"{', '.join(AGGREGATE_KEYS)}.")
+    values: dict[str, Any] = {}
+    for key in AGGREGATE_KEYS[:4]:
+        if key in table:
+            values[key] = _number(path, where, key, table[key])
+            if key.startswith("prob_") and not 0.0 <= values[key] <= 1.0:
+                raise SpecError(f"{path}: {where}.{key} is a probability: give a number in "
+                                f"[0, 1], not {table[key]!r}.")
+    if "max_loses" in table:
+        values["max_loses"] = _whole(path, f"{where}.max_loses", table["max_loses"])
+    return AggregateExpectation(scope=scope, **values)
+
+
+def _suite_expectations(path: Path, data: dict[str, Any]) -> SuiteExpectations:
+    known = families.names()
+    for key in data:
+        if key not in SUITE_TOP_LEVEL:
+            if key in known or key == "metric":
+                raise SpecError(
+                    f"{path} mixes a study's expectations ({key}) with a suite's ([suite], "
+                    "[studies.NAME]); a file holds one kind: put each study's in its own file."
+                )
+            raise SpecError(f"{path}: unknown top-level key {key!r}"
+                            f"{_suggest(key, SUITE_TOP_LEVEL)}; a suite's expectations file holds "
+                            "[suite], [suite.BASELINE] and [studies.NAME] tables.")
+    aggregates: dict[str, AggregateExpectation] = {}
+    table = data.get("suite", {})
+    if not isinstance(table, dict):
+        raise SpecError(f"{path}: suite must be a table ([suite]), not a value.")
+    own = {k: v for k, v in table.items() if not isinstance(v, dict)}
+    for key, sub in table.items():
+        if isinstance(sub, dict):
+            if key not in known:
+                raise SpecError(f"{path}: unknown baseline [suite.{key}]{_suggest(key, known)}; "
+                                f"baselines are {', '.join(known)}.")
+            aggregates[key] = _aggregate(path, f"[suite.{key}]", key, sub)
+    if own or not aggregates and "suite" in data:
+        aggregates = {"all": _aggregate(path, "[suite]", "all", own), **aggregates}
+    studies: dict[str, dict[str, tuple[str, ...]]] = {}
+    table = data.get("studies", {})
+    if not isinstance(table, dict):
+        raise SpecError(f"{path}: studies must be tables ([studies.NAME]), not a value.")
+    for study, verdicts in table.items():
+        where = f"[studies.{study}]"
+        if not isinstance(verdicts, dict):
+            raise SpecError(f"{path}: {where} must be a table of baseline = [verdicts], "
+                            f"not {verdicts!r}.")
+        if not verdicts:
+            raise SpecError(f"{path}: {where} sets no expectation; give allowed verdicts per "
+                            'baseline, e.g. sgd = ["beats", "matches"].')
+        for b in verdicts:
+            if b not in known:
+                raise SpecError(f"{path}: unknown baseline {b!r} in {where}{_suggest(b, known)}; "
+                                f"baselines are {', '.join(known)}.")
+        studies[study] = {b: _verdicts(path, f"{where}.{b}", v) for b, v in verdicts.items()}
+    if not aggregates and not studies:
+        raise SpecError(f"{path} sets no expectations; add [suite] bounds such as "
+                        "prob_improvement_at_least, or [studies.NAME] verdicts.")
+    return SuiteExpectations(path=path, aggregates=aggregates, studies=studies)
 
 
 # --------------------------------------------------------------------------------------------
@@ -299,6 +431,36 @@ def load_summary(
         raise SpecError(
             f"{path} is the summary of study {data.get('study')!r}, not {expected_study!r}."
         )
+    return data
+
+
+def load_suite_summary(
+    out_dir: str | os.PathLike[str], expected_suite: str | None = None
+) -> dict[str, Any]:
+    """Read ``suite.json`` from a suite's out folder (or that file given directly); a missing or
+    malformed one, or (with ``expected_suite``) another suite's, raises :class:`SpecError`."""
+    out = Path(out_dir)
+    if not out.exists():
+        raise SpecError(f"{out} does not exist; give the out folder of a suite "
+                        "(reports/suites/NAME).")
+    path = out if out.is_file() else out / "suite.json"
+    if not path.is_file():
+        raise SpecError(f"{path} does not exist; run `admtune suite` to write it first.")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise SpecError(
+            f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}."
+        ) from None
+    except UnicodeDecodeError:
+        raise SpecError(f"{path} is not UTF-8 text.") from None
+    except OSError as exc:
+        raise SpecError(f"{path} cannot be read: {exc.strerror}.") from None
+    if not isinstance(data, dict) or not isinstance(data.get("comparisons"), list):
+        raise SpecError(f"{path} is not an admtune suite summary (it has no 'comparisons' list).")
+    if expected_suite is not None and data.get("suite") != expected_suite:
+        raise SpecError(f"{path} is the summary of suite {data.get('suite')!r}, "
+                        f"not {expected_suite!r}.")
     return data
 
 
@@ -464,6 +626,95 @@ def judge(summary: dict[str, Any], expectations: Expectations) -> list[Judgement
     return outcomes
 
 
+def _suite_field(suite: dict[str, Any], *keys: str) -> Any:
+    node: Any = suite
+    for k in keys:
+        if not isinstance(node, dict) or k not in node:
+            raise SpecError(f"The summary of suite {suite.get('suite')!r} lacks {'.'.join(keys)}; "
+                            "rebuild it with `admtune suite`.")
+        node = node[k]
+    return node
+
+
+def judge_suite(suite: dict[str, Any], expectations: SuiteExpectations) -> list[Judgement]:
+    """One :class:`Judgement` per suite expectation: aggregates (file order of scopes, then
+    :data:`AGGREGATE_KEYS` order), then each study's verdicts. A scope, study or baseline the
+    suite does not hold is a :class:`SpecError`."""
+    src = expectations.path
+    comparisons = [c for c in suite.get("comparisons", []) if isinstance(c, dict)]
+    held = {c.get("study"): {} for c in comparisons}
+    for c in comparisons:
+        held[c.get("study")][c.get("baseline")] = c
+    scopes = sorted({c.get("baseline") for c in comparisons})
+    for scope in expectations.aggregates:
+        if scope != "all" and scope not in scopes:
+            raise SpecError(f"{src}: baseline [suite.{scope}] is not in suite "
+                            f"{suite.get('suite')!r} (it has {', '.join(scopes) or 'none'}).")
+    for study, verdicts in expectations.studies.items():
+        if study not in held:
+            raise SpecError(f"{src}: study [studies.{study}] is not in suite {suite.get('suite')!r} "
+                            f"(it has {', '.join(held) or 'no studies'}){_suggest(study, held)}.")
+        for b in verdicts:
+            if b not in held[study]:
+                raise SpecError(f"{src}: study {study!r} of suite {suite.get('suite')!r} has no "
+                                f"{b} comparison (it has {', '.join(held[study])}).")
+
+    outcomes: list[Judgement] = []
+    for scope, exp in expectations.aggregates.items():
+        group = f"suite.{scope}" if scope != "all" else "suite"
+        over = "every comparison" if scope == "all" else f"the {scope} comparisons"
+
+        def add(key: str, passed: bool, observed: Any, bound: Any, text: str,
+                group: str = group) -> None:
+            outcomes.append(Judgement(group, f"{group}.{key}", passed, observed, bound,
+                                      f"{group}.{key}: {text}"))
+
+        for kind, label in (("prob_improvement", "P(AdM beats tuned)"), ("iqm", "IQM of AdM's score")):
+            point = getattr(exp, f"{kind}_at_least")
+            low = getattr(exp, f"{kind}_ci_low_at_least")
+            if point is None and low is None:
+                continue
+            # a suite of one baseline family writes that family only: it is also "all"
+            key = scope if scope != "all" or len(scopes) != 1 else scopes[0]
+            est = (_suite_field(suite, "prob_improvement", key, "adm_vs_tuned")
+                   if kind == "prob_improvement"
+                   else _suite_field(suite, "scores", key, "adm", "iqm"))
+            value, ci = est.get("value"), est.get("ci")
+            unit = "" if kind == "prob_improvement" else " δ"
+            ci_text = f"95% CI {_fmt(ci)}" if ci is not None else "no CI"
+            if point is not None:
+                add(f"{kind}_at_least", _meets(value, point, False), value, point,
+                    f"observed {label} {_fmt_against(value, point)}{unit} ({ci_text}, over "
+                    f"{over}), expected >= {_fmt_bound(point)}")
+            if low is not None:
+                lo = ci[0] if isinstance(ci, list) and ci else None
+                add(f"{kind}_ci_low_at_least", _meets(lo, low, False), lo, low,
+                    f"observed lower end of the 95% CI of {label} {_fmt_against(lo, low)}{unit} "
+                    f"(estimate {_fmt(value)}, over {over}), expected >= {_fmt_bound(low)}")
+        if exp.max_loses is not None:
+            losing = [f"{c.get('study')}/{c.get('baseline')}" for c in comparisons
+                      if (scope == "all" or c.get("baseline") == scope)
+                      and c.get("suite_verdict") == "loses"]
+            shown = f" ({', '.join(losing)})" if losing else ""
+            add("max_loses", len(losing) <= exp.max_loses, len(losing), exp.max_loses,
+                f"observed {len(losing)} suite-level 'loses' verdicts{shown}, expected at most "
+                f"{exp.max_loses}")
+
+    for study, verdicts in expectations.studies.items():
+        for b, allowed in verdicts.items():
+            c = held[study][b]
+            verdict = c.get("suite_verdict")
+            own = c.get("verdict")
+            diff = c.get("diff") or {}
+            context = (f" (study's own: {own}; AdM - tuned {_fmt(diff.get('mean'))}, 95% CI "
+                       f"{_fmt(diff.get('ci'))}, positive = AdM better)")
+            name = f"{study}.{b}"
+            outcomes.append(Judgement(study, name, verdict in allowed, verdict, allowed,
+                                      f"{name}: observed {verdict} at the suite level{context}, "
+                                      f"expected {_list_verdicts(allowed)}"))
+    return outcomes
+
+
 # --------------------------------------------------------------------------------------------
 # JUnit XML
 
@@ -524,8 +775,8 @@ def write_junit(
 def _fmt_expected(o: Judgement) -> str:
     if isinstance(o.expected, tuple):
         return "one of " + ", ".join(o.expected)
-    key = o.name.split(".", 1)[1]
-    op = "<=" if key in ("adm_at_most", "max_diverged") else ">="
+    key = o.name.rsplit(".", 1)[1]
+    op = "<=" if key in ("adm_at_most", "max_diverged", "max_loses") else ">="
     return f"{op} {_fmt_bound(float(o.expected)) if _is_number(o.expected) else o.expected}"
 
 
@@ -549,11 +800,12 @@ def write_junit_error(path: str | os.PathLike[str], suite_name: str, message: st
 
 def run_check(
     summary: dict[str, Any],
-    expect_path: str | os.PathLike[str] | Expectations,
+    expect_path: str | os.PathLike[str] | Expectations | SuiteExpectations,
     junit_path: str | os.PathLike[str] | None = None,
     console: Any = None,
 ) -> int:
-    """Check ``summary`` against the expectations; print one line per expectation; return 0/1/2/3.
+    """Check ``summary`` (a study's summary.json or a suite's suite.json) against the
+    expectations; print one line per expectation; return 0/1/2/3.
 
     ``expect_path`` is a file or an already loaded :class:`Expectations` (the CLI loads it before
     training so that a bad file fails fast). 0: every expectation holds; 1: any falls short; 2: a
@@ -565,19 +817,32 @@ def run_check(
     from rich.text import Text
 
     console = console if console is not None else Console()
-    study = summary.get("study", "study") if isinstance(summary, dict) else "study"
+    is_suite = isinstance(summary, dict) and "comparisons" in summary
+    study = (summary.get("suite" if is_suite else "study", "suite" if is_suite else "study")
+             if isinstance(summary, dict) else "study")
     suite_name = f"admtune.check.{study}"
     try:
         expectations = (
-            expect_path if isinstance(expect_path, Expectations)
+            expect_path if isinstance(expect_path, (Expectations, SuiteExpectations))
             else load_expectations(expect_path)
         )
+        if is_suite != isinstance(expectations, SuiteExpectations):
+            raise SpecError(
+                f"{expectations.path} holds a {'suite' if not is_suite else 'study'}'s "
+                f"expectations, but {study!r} is a {'suite' if is_suite else 'study'}: give "
+                + ("[suite] and [studies.NAME] tables for a suite" if is_suite
+                   else "[sgd]/[adamw] tables for a study")
+            )
         if isinstance(summary, dict) and summary.get("complete") is False:
             from admtune.report.text import incomplete_text
 
+            if is_suite:
+                raise IncompleteStudy(f"suite {study} is not complete: some of its studies have "
+                                      "not finished, so nothing is checked")
             raise IncompleteStudy(f"study {study} is {incomplete_text(summary.get('progress'))}; "
                                   "its verdicts are interim and are not checked: finish the study first")
-        outcomes = judge(summary, expectations)
+        outcomes = (judge_suite(summary, expectations) if is_suite
+                    else judge(summary, expectations))
     except AdmtuneError as exc:
         console.print(Text.assemble(("error: ", "bold red"), str(exc)), soft_wrap=True)
         if junit_path is not None:
@@ -592,7 +857,7 @@ def run_check(
         console.print(Text.assemble(mark, o.message), soft_wrap=True)
     failed = sum(not o.passed for o in outcomes)
     total = len(outcomes)
-    where = f"study {study}, {expectations.path}"
+    where = f"{'suite' if is_suite else 'study'} {study}, {expectations.path}"
     if failed:
         console.print(
             Text.assemble(("FAILED ", "bold red"),
@@ -605,8 +870,8 @@ def run_check(
             soft_wrap=True,
         )
     if junit_path is not None:
-        props = {k: summary[k] for k in ("study", "metric", "direction", "fingerprint")
-                 if k in summary}
+        props = {k: summary[k] for k in ("study", "suite", "metric", "direction", "fingerprint",
+                                          "correction_name") if k in summary}
         try:
             write_junit(outcomes, junit_path, suite_name, properties=props)
         except OSError as exc:

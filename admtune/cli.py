@@ -266,6 +266,31 @@ def report(
         raise typer.Exit(code=3)
 
 
+def _run_suite(name: str, root: Path, storage: str | None, device: str, out: Path | None,
+               pdf: bool, workers: int) -> tuple[Path, dict[str, Any]]:
+    """Run or resume a suite's studies, then its report; exit 130 when stopped before the end."""
+    from . import api
+
+    spec = api.load_suite(name)
+    stop = api.StopFlag()
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.request())
+    try:
+        outcome = api.run_suite(spec, root=root, storage=storage, workers=workers, device=device,
+                                out=out, pdf=pdf, stop=stop, command=_command_line(),
+                                progress=lambda line: err_console.print(
+                                    escape(line), highlight=False, soft_wrap=True))
+    except api.Interrupted:
+        err_console.print("[yellow]interrupted;[/] run the same command to resume")
+        raise typer.Exit(code=130) from None
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if not outcome.complete:
+        err_console.print("stopped before every study of the suite finished; run the same "
+                          "command to resume")
+        raise typer.Exit(code=130)
+    return outcome.out_dir, outcome.suite
+
+
 @app.command()
 def suite(
     names: Annotated[list[str], typer.Argument(
@@ -292,30 +317,12 @@ def suite(
             if len(names) != 1:
                 raise AdmtuneError(f"give one suite name, not {len(names)} (out folders of "
                                    "finished studies go with --from)")
-            spec = api.load_suite(names[0])
-            stop = api.StopFlag()
-            previous = signal.signal(signal.SIGINT, lambda *_: stop.request())
-            try:
-                outcome = api.run_suite(spec, root=root, storage=storage, workers=workers,
-                                        device=device, out=out, pdf=pdf, stop=stop,
-                                        command=_command_line(),
-                                        progress=lambda line: err_console.print(
-                                            escape(line), highlight=False, soft_wrap=True))
-            except api.Interrupted:
-                err_console.print("[yellow]interrupted;[/] run the same command to resume")
-                raise typer.Exit(code=130) from None
-            finally:
-                signal.signal(signal.SIGINT, previous)
-            if not outcome.complete:
-                err_console.print("stopped before every study of the suite finished; run the same "
-                                  "command to resume")
-                raise typer.Exit(code=130)
-            out_dir, summary = outcome.out_dir, outcome.suite
+            out_dir, summary = _run_suite(names[0], root, storage, device, out, pdf, workers)
     except AdmtuneError as exc:
         _fail(exc)
     for line in suite_lines(summary, console.width):
         console.print(line, highlight=False, soft_wrap=True)
-    for f in ("suite.html", "suite.pdf", "suite.json"):
+    for f in ("suite.html", "suite.pdf", "suite.json", "suite.md"):
         if (out_dir / f).is_file():
             console.print(f"  [dim]{escape(str(out_dir / f))}[/]", highlight=False, soft_wrap=True)
 
@@ -394,22 +401,40 @@ def bench(
 
 @app.command()
 def check(
-    name: Annotated[str, typer.Argument(help="A study name or spec path.")],
-    expect: Annotated[Path, typer.Option("--expect", help="Expectations file (TOML).")],
+    name: Annotated[str, typer.Argument(help="A study name or spec path; with a suite's "
+                                        "expectations file, a suite name or suite file.")],
+    expect: Annotated[Path, typer.Option("--expect", help="Expectations file (TOML): a study's "
+                                         "([sgd], [adamw]) or a suite's ([suite], [studies.NAME]).")],
     junit: Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML here.")] = None,
-    from_: Annotated[Path | None, typer.Option("--from", help="Read this finished out folder; do not train.")] = None,
+    from_: Annotated[Path | None, typer.Option("--from", help="Read this finished out folder "
+                                               "(a study's, or a suite's reports/suites/NAME); do not train.")] = None,
     trials: TrialsOpt = None, seeds: SeedsOpt = None, storage: StorageOpt = None,
     device: DeviceOpt = "auto", out: OutOpt = None, set_: SetOpt = None, pdf: PdfOpt = True,
+    root: Annotated[Path, typer.Option("--root", help="For a suite: where its studies live "
+                                       "(ROOT/STUDY) and its report goes.")] = Path("reports"),
+    workers: WorkersOpt = 1,
 ) -> None:
-    """Run (or read) a study and fail when AdM no longer meets the expectations: exit 0, 1 or 2."""
+    """Run (or read) a study or a suite and fail when AdM no longer meets the expectations: exit 0, 1 or 2."""
     from . import check as check_mod
+    from .errors import SpecError
 
     try:
         expectations = check_mod.load_expectations(expect)
-        if from_ is not None:
+        if isinstance(expectations, check_mod.SuiteExpectations):
+            given = [flag for flag, v in (("--trials", trials), ("--seeds", seeds),
+                                          ("--set", set_)) if v]
+            if given:
+                raise SpecError(f"{given[0]} does not apply to a suite: a suite's studies take "
+                                "their overrides from its file (studies/suites/NAME.toml)")
+            if from_ is not None:
+                summary = check_mod.load_suite_summary(from_)
+            else:
+                _, summary = _run_suite(name, root, storage, device, out, pdf, workers)
+        elif from_ is not None:
             summary = check_mod.load_summary(from_)
         else:
-            outcome = _run_study(name, trials, seeds, storage, device, out, set_, pdf)
+            outcome = _run_study(name, trials, seeds, storage, device, out, set_, pdf,
+                                 workers=workers)
             summary = check_mod.load_summary(outcome.out_dir)
     except AdmtuneError as exc:
         if junit is not None:

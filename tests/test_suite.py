@@ -240,3 +240,59 @@ def test_the_committed_cpu_suite_rebuilds_from_the_committed_studies(tmp_path, m
     out, _ = api.suite_from_folders([f"reports/examples/{n}" for n in names], name="cpu",
                                     root="reports/examples", out=tmp_path / "cpu", pdf=False)
     assert (out / "suite.json").read_bytes() == committed.read_bytes()
+    assert (out / "suite.md").read_bytes() == (committed.parent / "suite.md").read_bytes()
+
+
+def test_readme_holds_the_committed_suite_md_unchanged():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    md = (REPO / "reports" / "examples" / "suites" / "cpu" / "suite.md").read_text(encoding="utf-8")
+    start = readme.index("<!-- suite.md of reports/examples/suites/cpu: generated, do not edit by hand -->\n")
+    block = readme[readme.index("\n", start) + 1:readme.index("<!-- end of suite.md -->")]
+    assert block == md
+
+
+def test_suite_md_tables_hold_every_comparison_and_group():
+    suite = json.loads((REPO / "reports" / "examples" / "suites" / "cpu" / "suite.json").read_text())
+    md = (REPO / "reports" / "examples" / "suites" / "cpu" / "suite.md").read_text(encoding="utf-8")
+    rows = [line for line in md.splitlines() if line.startswith("| ") and "---" not in line]
+    matrix = rows[1:1 + len(suite["comparisons"])]
+    for line, c in zip(matrix, suite["comparisons"], strict=True):
+        cells = [x.strip() for x in line.strip("|").split("|")]
+        assert cells[0].split(" ")[0] == c["study"]
+        assert c["suite_verdict"] in cells[2]
+        assert cells[5].endswith(f"({c['tuned_beta']:.3f})")
+    groups = rows[2 + len(suite["comparisons"]):]
+    assert [g.split("|")[1].split("(")[1].strip(" )") for g in groups] == \
+        [str(p["comparisons"]) for p in suite["prob_improvement"].values()]
+
+
+def test_check_resumes_the_suite_and_gates_on_its_aggregate(planted_suite, tmp_path):
+    import optuna
+
+    root, outcome = planted_suite
+
+    def trials() -> dict[str, int]:
+        counts = {}
+        for db in (root / "reports").glob("*/study.db"):
+            url = f"sqlite:///{db}"
+            for s in optuna.get_all_study_summaries(url):
+                counts[f"{db.parent.name}/{s.study_name}"] = s.n_trials
+        return counts
+
+    before = trials()
+    assert sum(before.values()) >= 3 * (4 + 36)  # tuning and evaluation runs of 3 studies
+    suite_file = str(root / "studies" / "suites" / "planted.toml")
+    holds = tmp_path / "holds.toml"
+    holds.write_text('[suite]\nprob_improvement_ci_low_at_least = 0.2\nmax_loses = 1\n'
+                     '[studies.better]\nsgd = ["beats"]\n[studies.worse]\nsgd = ["loses"]\n')
+    args = ["check", suite_file, "--root", str(root / "reports"), "--device", "cpu", "--no-pdf",
+            "--out", str(tmp_path / "suite")]
+    result = CliRunner().invoke(app, [*args, "--expect", str(holds)])
+    assert result.exit_code == 0, result.output
+    assert "OK all 4 expectations hold (suite planted" in result.output
+    short = tmp_path / "short.toml"
+    short.write_text("[suite]\nmax_loses = 0\n")
+    result = CliRunner().invoke(app, [*args, "--expect", str(short)])
+    assert result.exit_code == 1, result.output
+    assert "observed 1 suite-level 'loses' verdicts (worse/sgd)" in result.output
+    assert trials() == before  # the finished studies were resumed: no new trial, no training

@@ -16,7 +16,7 @@ from admtune.report import _signed
 from admtune.report.text import baseline_name, fmt, fmt_beta, fmt_p
 from admtune.util import atomic_write
 
-__all__ = ["write_suite", "render_suite", "headline", "suite_lines"]
+__all__ = ["write_suite", "render_suite", "headline", "suite_lines", "suite_markdown"]
 
 
 def _ci(ci: Any, dec: int | None = None, signed: bool = False) -> str:
@@ -200,11 +200,67 @@ def render_suite(suite: dict[str, Any], out_dir: Path | None = None) -> str:
         **build_context(suite, all_figures(suite), out_dir))
 
 
+def _md_verdict(c: dict[str, Any]) -> str:
+    v = c["suite_verdict"]
+    text = v if v == "inconclusive" else f"**{v}**"
+    return text + (f" (study: {c['verdict']})" if c["verdict"] != v else "")
+
+
+def _ttm(c: dict[str, Any]) -> str:
+    t = c["tuning"]
+    if t.get("median") is not None:
+        return f"{t['median']} [{t['ci'][0]}, {t['ci'][1]}]"
+    return "never" if t.get("trials") else "—"
+
+
+def suite_markdown(suite: dict[str, Any]) -> str:
+    """suite.md: the verdict matrix and the aggregates as Markdown tables, for a README or a
+    paper's appendix (the numbers of suite.json, worded as in suite.html)."""
+    def row(cells: list[str]) -> str:
+        return "| " + " | ".join(cells) + " |"
+
+    lines = [f"Suite `{suite['suite']}`: {headline(suite)}", "",
+             row(["study (metric, δ)", "baseline", "verdict", "Δ [95 % CI]", "AdM",
+                  "tuned (β)", "β = 0.9", "P(AdM beats tuned)", "trials to match"]),
+             row(["---"] * 9)]
+    studies = {s["study"]: s for s in suite["studies"]}
+    seen: set[str] = set()
+    for c in suite["comparisons"]:
+        s = studies[c["study"]]
+        label = c["study"] if c["study"] in seen else (
+            f"{c['study']} ({s['metric']}, {'lower' if s['direction'] == 'minimize' else 'higher'} "
+            f"is better, δ = {fmt(s['margin'])})")
+        seen.add(c["study"])
+        cell = _cell(c)
+        numbers = [f"{cell['delta']} {cell['ci']}", cell["adm"],
+                   f"{cell['tuned']} ({cell['beta']})", cell["default"]]
+        lines.append(row([label, baseline_name(c["baseline"]), _md_verdict(c),
+                          *(n.replace("-", "−") for n in numbers), cell["poi"], _ttm(c)]))
+    lines += ["", f"Verdicts with {suite['correction_name']} over all "
+              f"{suite['multiplicity']['tests']} tests of the suite (the study's own verdict in "
+              "parentheses where it differs). Δ = AdM − tuned, positive = AdM better.", "",
+              row(["comparisons", "P(AdM beats tuned β)", "P(AdM beats β = 0.9)",
+                   "P(tuned β beats β = 0.9)", "IQM of AdM's score (δ)",
+                   "IQM of β = 0.9's score (δ)"]), row(["---"] * 6)]
+    for g, p in suite["prob_improvement"].items():
+        sc = suite["scores"][g]
+        lines.append(row([f"{_group(g)} ({p['comparisons']})", _est(p["adm_vs_tuned"]),
+                          _est(p["adm_vs_default"]), _est(p["tuned_vs_default"]),
+                          _est(sc["adm"]["iqm"], signed=True),
+                          _est(sc["default"]["iqm"], signed=True)]))
+    b = suite["bootstrap"]
+    lines += ["", f"95 % percentile bootstrap intervals, stratified (seeds resampled within each "
+              f"study × baseline), {b['resamples']} resamples, seed {b['seed']}. Tuning trials to "
+              f"match AdM where it beats or matches, summed: "
+              f"{_cost_text(suite['tuning_cost']['not_losing'])}.", ""]
+    return "\n".join(lines)
+
+
 def write_suite(name: str, studies: list[Any], out_dir: Path, *, alpha: float = 0.05,
                 correction: str = "holm", description: str = "", source: str = "",
                 pdf: bool = True) -> dict[str, Any]:
-    """Compute the suite from its stored studies and write suite.json, suite.html and suite.pdf
-    into ``out_dir``, each atomically; return the content of suite.json."""
+    """Compute the suite from its stored studies and write suite.json, suite.md, suite.html and
+    suite.pdf into ``out_dir``, each atomically; return the content of suite.json."""
     from admtune.report.render import render_pdf
     from admtune.report.suite.analysis import analyse_suite, to_json
 
@@ -214,6 +270,7 @@ def write_suite(name: str, studies: list[Any], out_dir: Path, *, alpha: float = 
     document = render_pdf(html) if pdf else None  # rendered before anything is written
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(out_dir / "suite.json", to_json(suite))
+    atomic_write(out_dir / "suite.md", suite_markdown(suite))
     atomic_write(out_dir / "suite.html", html)
     if document is not None:
         atomic_write(out_dir / "suite.pdf", document)

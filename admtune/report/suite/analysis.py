@@ -42,11 +42,13 @@ BOOTSTRAP = (
 
 @dataclass
 class StoredStudy:
-    """One study of the suite as read back: its results and where they live."""
+    """One study of the suite as read back: its results and where they live. ``storage`` is the
+    storage as the user would name it: a study's own study.db as its path under the out folder
+    given (so suite.json does not depend on where the checkout lives), any other URL as given."""
 
     results: StudyResults
     out_dir: Path
-    storage_url: str
+    storage: str
 
 
 def _round(x: Any) -> Any:
@@ -141,17 +143,6 @@ def _groups(comparisons: list[dict[str, Any]], tasks: list[stats.Task]) -> dict[
     return groups
 
 
-def _storage_text(s: StoredStudy) -> str:
-    """The storage as the user would name it: a study's own study.db as its path under the out
-    folder given (so suite.json does not depend on where the checkout lives), any other URL as
-    given, credentials masked."""
-    from admtune.study import storage as st
-
-    if s.storage_url == st.default_url(s.out_dir):
-        return str(Path(s.out_dir) / "study.db")
-    return mask(s.storage_url)
-
-
 def analyse_suite(name: str, studies: list[StoredStudy], *, alpha: float = 0.05,
                   correction: str = "holm", description: str = "",
                   source: str = "") -> dict[str, Any]:
@@ -169,7 +160,7 @@ def analyse_suite(name: str, studies: list[StoredStudy], *, alpha: float = 0.05,
             "direction": summary["direction"], "margin": summary["margin"],
             "alpha": summary["alpha"], "description": summary["description"],
             "fingerprint": summary["fingerprint"], "out": str(s.out_dir),
-            "storage": _storage_text(s), "complete": summary["complete"],
+            "storage": mask(s.storage), "complete": summary["complete"],
             "device": summary["device"], "wall_s": summary["wall_s"],
             "version": summary["version"],
             "seeds": max((len(d.seeds) for d in data.values()), default=0),
