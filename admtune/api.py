@@ -436,7 +436,7 @@ class SuiteOutcome:
     """How a call of :func:`run_suite` ended."""
 
     complete: bool                      # every study of the suite has ended and was read back
-    out_dir: Path                       # reports/suites/NAME (suite.json, suite.html, suite.pdf)
+    out_dir: Path                       # reports/suites/NAME (suite.json, suite.md, suite.html, suite.pdf)
     suite: dict[str, Any] | None        # the content of suite.json, when written
     outcomes: list[Outcome] = field(default_factory=list)  # the studies run (or resumed) here
 
@@ -565,7 +565,7 @@ def suite_from_folders(folders: list[str | Path], *, name: str = "suite",
 def write_suite_report(name: str, studies: list[Any], out_dir: str | Path, *, alpha: float = 0.05,
                        correction: str = "holm", description: str = "", source: str = "",
                        pdf: bool = True) -> dict[str, Any]:
-    """suite.json, suite.html (and suite.pdf) of stored studies into ``out_dir``, atomically."""
+    """suite.json, suite.md, suite.html (and suite.pdf) of stored studies into ``out_dir``, atomically."""
     from .report.suite import write_suite
 
     return write_suite(name, studies, Path(out_dir), alpha=alpha, correction=correction,

@@ -126,6 +126,16 @@ def _command_line() -> str:
     return "admtune " + " ".join(shlex.quote(mask(a)) for a in sys.argv[1:])
 
 
+def _progress(quiet: bool = False) -> Progress:
+    # Live bars only on a terminal, redrawn 4 times a second: Rich redraws from a thread that
+    # competes with training for the GIL (10 redraws a second cost ~12 % of the quick study).
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=err_console, disable=quiet or not err_console.is_terminal, transient=False,
+        refresh_per_second=4,
+    )
+
+
 def _run_study(name: str, trials: int | None, seeds: int | None, storage: str | None,
                device: str, out: Path | None, sets: list[str] | None, pdf: bool,
                quiet: bool = False, workers: int = 1, wait_timeout: float = 3600.0):
@@ -159,13 +169,7 @@ def _run_study_paused(name: str, trials: int | None, seeds: int | None, storage:
             err_console.print("[yellow]stopping after the current run; Ctrl-C again to abort it[/]")
 
     previous = signal.signal(signal.SIGINT, on_sigint)
-    # Live bars only on a terminal, redrawn 4 times a second: Rich redraws from a thread that
-    # competes with training for the GIL (10 redraws a second cost ~12 % of the quick study).
-    progress = Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=err_console, disable=quiet or not err_console.is_terminal, transient=False,
-        refresh_per_second=4,
-    )
+    progress = _progress(quiet)
     try:
         with progress:
             outcome = api.run_study(
@@ -273,12 +277,25 @@ def _run_suite(name: str, root: Path, storage: str | None, device: str, out: Pat
 
     spec = api.load_suite(name)
     stop = api.StopFlag()
+    progress = _progress()
+    started: list[str] = []
+
+    def events(study: Any) -> _ProgressEvents:
+        # One header per study, then the study's own bars (on a terminal) or paced lines.
+        for task in list(progress.task_ids):
+            progress.remove_task(task)
+        started.append(study.name)
+        progress.console.print(f"[bold]study {len(started)}/{len(spec.studies)}: "
+                               f"{escape(study.name)}[/] [dim]({escape(study.description)})[/]",
+                               highlight=False, soft_wrap=True)
+        return _ProgressEvents(progress)
+
     previous = signal.signal(signal.SIGINT, lambda *_: stop.request())
     try:
-        outcome = api.run_suite(spec, root=root, storage=storage, workers=workers, device=device,
-                                out=out, pdf=pdf, stop=stop, command=_command_line(),
-                                progress=lambda line: err_console.print(
-                                    escape(line), highlight=False, soft_wrap=True))
+        with progress:
+            outcome = api.run_suite(spec, root=root, storage=storage, workers=workers,
+                                    device=device, out=out, pdf=pdf, stop=stop,
+                                    command=_command_line(), events=events)
     except api.Interrupted:
         err_console.print("[yellow]interrupted;[/] run the same command to resume")
         raise typer.Exit(code=130) from None
@@ -305,7 +322,7 @@ def suite(
     storage: StorageOpt = None, device: DeviceOpt = "auto", out: OutOpt = None,
     pdf: PdfOpt = True, workers: WorkersOpt = 1,
 ) -> None:
-    """Run or resume every study of a suite, then write one report across them (suite.json, suite.html, suite.pdf)."""
+    """Run or resume every study of a suite, then write one report across them (suite.json, suite.md, suite.html, suite.pdf)."""
     from . import api
     from .report.suite import suite_lines
 

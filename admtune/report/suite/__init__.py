@@ -1,4 +1,4 @@
-"""The suite report: one answer across many studies (suite.json, suite.html, suite.pdf).
+"""The suite report: one answer across many studies (suite.json, suite.md, suite.html, suite.pdf).
 
 Layout as for a study: :mod:`.stats` (pure aggregate statistics), :mod:`.analysis` (from the stored
 studies to suite.json), :mod:`.figures` (draw only), and here the wording, the HTML (the study
