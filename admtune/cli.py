@@ -281,13 +281,12 @@ def _run_suite(name: str, root: Path, storage: str | None, device: str, out: Pat
     started: list[str] = []
 
     def events(study: Any) -> _ProgressEvents:
-        # One header per study, then the study's own bars (on a terminal) or paced lines.
-        for task in list(progress.task_ids):
-            progress.remove_task(task)
+        # One header per study, then the study's own bars (on a terminal) or paced lines; the
+        # bars of finished studies stay on screen as their record.
         started.append(study.name)
+        about = f" [dim]({escape(study.description)})[/]" if study.description else ""
         progress.console.print(f"[bold]study {len(started)}/{len(spec.studies)}: "
-                               f"{escape(study.name)}[/] [dim]({escape(study.description)})[/]",
-                               highlight=False, soft_wrap=True)
+                               f"{escape(study.name)}[/]{about}", highlight=False, soft_wrap=True)
         return _ProgressEvents(progress)
 
     previous = signal.signal(signal.SIGINT, lambda *_: stop.request())
