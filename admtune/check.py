@@ -365,7 +365,7 @@ def _suite_expectations(path: Path, data: dict[str, Any]) -> SuiteExpectations:
                 raise SpecError(f"{path}: unknown baseline [suite.{key}]{_suggest(key, known)}; "
                                 f"baselines are {', '.join(known)}.")
             aggregates[key] = _aggregate(path, f"[suite.{key}]", key, sub)
-    if own or not aggregates and "suite" in data:
+    if own or (not aggregates and "suite" in data):  # an empty [suite] is refused below
         aggregates = {"all": _aggregate(path, "[suite]", "all", own), **aggregates}
     studies: dict[str, dict[str, tuple[str, ...]]] = {}
     table = data.get("studies", {})
@@ -394,24 +394,18 @@ def _suite_expectations(path: Path, data: dict[str, Any]) -> SuiteExpectations:
 # Reading the summary
 
 
-def load_summary(
-    out_dir: str | os.PathLike[str], expected_study: str | None = None
-) -> dict[str, Any]:
-    """Read ``summary.json`` from a study's out folder (or that file given directly).
-
-    A missing, unreadable or malformed summary raises :class:`SpecError` naming the path. When
-    ``expected_study`` is given, a summary of another study is refused too.
-    """
+def _read_json(out_dir: str | os.PathLike[str], name: str, folder: str,
+               hint: str) -> tuple[Path, Any]:
+    """``name`` in ``out_dir`` (or ``out_dir`` itself when it is a file), parsed; a missing,
+    unreadable or malformed file raises :class:`SpecError` naming the path."""
     out = Path(out_dir)
     if not out.exists():
-        raise SpecError(f"{out} does not exist; give the out folder of a finished study.")
-    path = out if out.is_file() else out / "summary.json"
+        raise SpecError(f"{out} does not exist; give {folder}.")
+    path = out if out.is_file() else out / name
     if not path.is_file():
-        raise SpecError(
-            f"{path} does not exist; run `admtune study` (or `admtune report`) to write it first."
-        )
+        raise SpecError(f"{path} does not exist; {hint}.")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        return path, json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise SpecError(
             f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}."
@@ -420,6 +414,18 @@ def load_summary(
         raise SpecError(f"{path} is not UTF-8 text.") from None
     except OSError as exc:
         raise SpecError(f"{path} cannot be read: {exc.strerror}.") from None
+
+
+def load_summary(
+    out_dir: str | os.PathLike[str], expected_study: str | None = None
+) -> dict[str, Any]:
+    """Read ``summary.json`` from a study's out folder (or that file given directly).
+
+    A missing, unreadable or malformed summary raises :class:`SpecError` naming the path. When
+    ``expected_study`` is given, a summary of another study is refused too.
+    """
+    path, data = _read_json(out_dir, "summary.json", "the out folder of a finished study",
+                            "run `admtune study` (or `admtune report`) to write it first")
     if not isinstance(data, dict) or not isinstance(data.get("baselines"), dict):
         raise SpecError(f"{path} is not an admtune summary (it has no 'baselines' object).")
     if data.get("direction") not in DIRECTIONS:
@@ -439,23 +445,8 @@ def load_suite_summary(
 ) -> dict[str, Any]:
     """Read ``suite.json`` from a suite's out folder (or that file given directly); a missing or
     malformed one, or (with ``expected_suite``) another suite's, raises :class:`SpecError`."""
-    out = Path(out_dir)
-    if not out.exists():
-        raise SpecError(f"{out} does not exist; give the out folder of a suite "
-                        "(reports/suites/NAME).")
-    path = out if out.is_file() else out / "suite.json"
-    if not path.is_file():
-        raise SpecError(f"{path} does not exist; run `admtune suite` to write it first.")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise SpecError(
-            f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}."
-        ) from None
-    except UnicodeDecodeError:
-        raise SpecError(f"{path} is not UTF-8 text.") from None
-    except OSError as exc:
-        raise SpecError(f"{path} cannot be read: {exc.strerror}.") from None
+    path, data = _read_json(out_dir, "suite.json", "the out folder of a suite (reports/suites/NAME)",
+                            "run `admtune suite` to write it first")
     if not isinstance(data, dict) or not isinstance(data.get("comparisons"), list):
         raise SpecError(f"{path} is not an admtune suite summary (it has no 'comparisons' list).")
     if expected_suite is not None and data.get("suite") != expected_suite:
@@ -468,17 +459,20 @@ def load_suite_summary(
 # Evaluating
 
 
-def _field(summary: dict[str, Any], baseline: str, *keys: str) -> Any:
-    node: Any = summary["baselines"][baseline]
+def _dig(root: dict[str, Any], keys: Sequence[str], whose: str, rebuild: str) -> Any:
+    """``root[k0][k1]…``; a missing key is a :class:`SpecError` naming the dotted path."""
+    node: Any = root
     for k in keys:
         if not isinstance(node, dict) or k not in node:
-            dotted = ".".join(("baselines", baseline) + keys)
-            raise SpecError(
-                f"The summary of study {summary.get('study')!r} lacks {dotted}; "
-                "rebuild it with `admtune report`."
-            )
+            raise SpecError(f"The summary of {whose} lacks {'.'.join(keys)}; rebuild it with "
+                            f"`{rebuild}`.")
         node = node[k]
     return node
+
+
+def _field(summary: dict[str, Any], baseline: str, *keys: str) -> Any:
+    return _dig(summary, ("baselines", baseline, *keys), f"study {summary.get('study')!r}",
+                "admtune report")
 
 
 def _fmt(x: Any, digits: int = 4) -> str:
@@ -627,13 +621,7 @@ def judge(summary: dict[str, Any], expectations: Expectations) -> list[Judgement
 
 
 def _suite_field(suite: dict[str, Any], *keys: str) -> Any:
-    node: Any = suite
-    for k in keys:
-        if not isinstance(node, dict) or k not in node:
-            raise SpecError(f"The summary of suite {suite.get('suite')!r} lacks {'.'.join(keys)}; "
-                            "rebuild it with `admtune suite`.")
-        node = node[k]
-    return node
+    return _dig(suite, keys, f"suite {suite.get('suite')!r}", "admtune suite")
 
 
 def judge_suite(suite: dict[str, Any], expectations: SuiteExpectations) -> list[Judgement]:

@@ -158,9 +158,7 @@ def build_context(suite: dict[str, Any], figs: dict[str, Any],
             "p_better_suite": fmt_p(c["p_better_suite"]), "p_worse_suite": fmt_p(c["p_worse_suite"]),
             "p_div": fmt_p(c["p_divergence"]), "p_div_suite": fmt_p(c["p_divergence_suite"]),
             "p_tost": fmt_p(c["p_tost"]),
-            "ttm": (f"{c['tuning']['median']} [{c['tuning']['ci'][0]}, {c['tuning']['ci'][1]}]"
-                    if c["tuning"].get("median") is not None else
-                    ("never" if c["tuning"].get("trials") else "—")),
+            "ttm": _ttm(c),
             "trials": c["tuning"].get("trials"),
             "gap": {a: ("∞" if v is None or not math.isfinite(v) else f"{v:.2f}")
                     for a, v in c["gap"].items()},
