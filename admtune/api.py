@@ -441,6 +441,13 @@ class SuiteOutcome:
     outcomes: list[Outcome] = field(default_factory=list)  # the studies run (or resumed) here
 
 
+def list_suites() -> dict[str, Path]:
+    """Every suite visible by name: ./studies/suites/*.toml first, then the packaged ones."""
+    from .study.suite import suite_paths
+
+    return suite_paths()
+
+
 def load_suite(name_or_path: str):
     """A validated suite spec: ``studies/suites/NAME.toml`` (local, then bundled) or a path."""
     from .study.suite import load_suite as load_suite_file

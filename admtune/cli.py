@@ -365,7 +365,7 @@ def storage_proxy(
 
 @app.command("list")
 def list_() -> None:
-    """Show the studies: ./studies/*.toml first, then the ones shipped with admtune."""
+    """Show the studies and the suites: ./studies first, then the ones shipped with admtune."""
     from . import api
     wide = console.width >= 120  # the workload column only where the description keeps its room
     table = Table(title="admtune studies", title_justify="left", box=None, padding=(0, 1),
@@ -386,6 +386,24 @@ def list_() -> None:
         except AdmtuneError as exc:
             row = [stem, "[red]invalid[/]", "", "", escape(str(exc))]
         table.add_row(*(row if wide else row[:1] + row[2:]))
+    console.print(table)
+    suites = sorted(api.list_suites().items())
+    if not suites:
+        return
+    table = Table(title="admtune suites", title_justify="left", box=None, padding=(0, 1),
+                  caption="admtune suite NAME runs or resumes its studies, then writes one "
+                          "report across them", caption_justify="left")
+    table.add_column("suite", style="bold", no_wrap=True)
+    table.add_column("studies", ratio=1)
+    table.add_column("description", ratio=1)
+    for stem, path in suites:
+        try:
+            suite = api.load_suite(str(path))
+            row = [stem, escape(", ".join(s.name for s in suite.studies)), escape(suite.description)]
+        except AdmtuneError as exc:
+            row = [stem, "[red]invalid[/]", escape(str(exc))]
+        table.add_row(*row)
+    console.print()
     console.print(table)
 
 

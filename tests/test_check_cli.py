@@ -1,14 +1,11 @@
 """`admtune check` through the command line: exit codes, JUnit, and `--from` never trains.
 
 The invocation is the one the CLI promises: ``admtune check NAME --expect FILE [--junit FILE]
-[--from DIR]``. TEMPORARY: while admtune/cli.py does not exist these tests are expected to fail
-with ImportError (xfail, not strict); once it exists the marker no longer applies (remove it).
+[--from DIR]``.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 import shutil
 import xml.etree.ElementTree as ET
@@ -18,19 +15,14 @@ import pytest
 
 from tests.test_check import BASE_SUMMARY, GOOD
 
-pytestmark = pytest.mark.xfail(
-    importlib.util.find_spec("admtune.cli") is None,
-    raises=ImportError, strict=False, reason="TEMPORARY: admtune.cli is not written yet",
-)
-
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _invoke(args: list[str]):
     from typer.testing import CliRunner
 
-    cli = importlib.import_module("admtune.cli")  # ImportError until the CLI exists
-    return CliRunner().invoke(cli.app, args)
+    from admtune.cli import app
+    return CliRunner().invoke(app, args)
 
 
 @pytest.fixture

@@ -118,6 +118,20 @@ def test_list_shows_local_and_packaged_studies(project):
     assert "toy" in r.output
 
 
+def test_list_shows_local_and_packaged_suites_and_flags_a_broken_one(project):
+    (project / "studies" / "suites").mkdir()
+    (project / "studies" / "suites" / "mine.toml").write_text(
+        'description = "my toys"\n[[study]]\nspec = "toy"\n')
+    (project / "studies" / "suites" / "broken.toml").write_text('[[study]]\nspec = "nope"\n')
+    r = CliRunner().invoke(app, ["list"], env={"COLUMNS": "200"})
+    assert r.exit_code == 0, r.output
+    suites = r.output.split("admtune suites", 1)[1]
+    rows = {line.split()[0]: line for line in suites.splitlines() if line.strip()}
+    assert "toy" in rows["mine"] and "my toys" in rows["mine"]
+    assert "quick" in rows["cpu"] and "mlp" in rows["cpu"]  # the bundled suite
+    assert "invalid" in rows["broken"] and "nope" in rows["broken"]
+
+
 def test_unwritable_out_folder_is_refused_before_training(project):
     if os.geteuid() == 0:
         blocker = project / "file-not-folder"

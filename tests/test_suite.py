@@ -99,6 +99,70 @@ def test_performance_profile_counts_tasks_within_tau():
     assert rho.tolist() == [0.25, 0.5, 0.5, 0.75]
 
 
+def _profile_of_means(tasks, taus):
+    """The profile each arm gets from its tasks' arm means (finished runs only), via stats.gaps."""
+    out = {}
+    for arm in stats.ARMS:
+        g = []
+        for t in tasks:
+            means = {a: (float(np.mean(t.arm(a)[np.isfinite(t.arm(a))]))
+                         if np.isfinite(t.arm(a)).any() else None) for a in stats.ARMS}
+            g.append(stats.gaps(means, t.margin)[arm])
+        out[arm] = stats.performance_profile(g, taus)
+    return out
+
+
+def test_profile_bands_bracket_the_profile_and_collapse_without_noise():
+    rng = np.random.default_rng(3)
+    taus = np.linspace(0, 3, 31)
+    tasks = [stats.Task("s", f"b{i}", 0.5, rng.normal(d, 0.4, 8), rng.normal(0, 0.4, 8),
+                        np.r_[rng.normal(-0.5, 0.4, 7), -np.inf])  # a diverged β = 0.9 run
+             for i, d in enumerate((-1.0, -0.1, 0.0, 0.6))]
+    bands = stats.profile_bands(tasks, taus)
+    for arm, rho in _profile_of_means(tasks, taus).items():
+        lo, hi = bands[arm]
+        assert np.all(lo <= rho + 1e-12) and np.all(rho <= hi + 1e-12), arm
+        assert np.any(hi - lo > 0), arm  # seed noise does move the profile
+    # identical seeds: every resample is the original, so the band is the profile itself
+    flat = [stats.Task("s", "b", 1.0, np.full(5, 0.3), np.full(5, 0.0), np.full(5, -2.0))]
+    flat_bands = stats.profile_bands(flat, taus)
+    for arm, rho in _profile_of_means(flat, taus).items():
+        assert flat_bands[arm][0].tolist() == rho.tolist() == flat_bands[arm][1].tolist()
+    one_seed = [stats.Task("s", "b", 1.0, np.ones(1), np.zeros(1), np.zeros(1))]
+    assert stats.profile_bands(one_seed, taus) is None
+
+
+def test_profile_band_of_one_task_is_the_percentiles_of_its_seed_bootstrap():
+    # One task: rho(tau) of an arm is 0 or 1 in each resample, so the band's ends are 1 exactly
+    # where P_boot(gap <= tau) exceeds 2.5 % (upper end) or 97.5 % (lower end). That probability
+    # is estimated here by resampling the seeds in a plain loop.
+    rng = np.random.default_rng(4)
+    task = stats.Task("s", "b", 0.25, rng.normal(0.1, 0.5, 10), rng.normal(0.0, 0.5, 10),
+                      rng.normal(-0.2, 0.5, 10))
+    taus = np.linspace(0, 2, 41)
+    lo, hi = {}, {}
+    for arm, (a, b) in stats.profile_bands([task], taus).items():
+        lo[arm], hi[arm] = a, b
+    x = task.stacked()
+    boot = np.random.default_rng(5)
+    within = {a: np.zeros(taus.size) for a in stats.ARMS}
+    n = 4000
+    for _ in range(n):
+        m = x[:, boot.integers(0, x.shape[1], x.shape[1])].mean(axis=1)
+        g = (m.max() - m) / task.margin
+        for i, a in enumerate(stats.ARMS):
+            within[a] += g[i] <= taus + 1e-12
+    checked = 0
+    for a in stats.ARMS:
+        p = within[a] / n
+        for k in range(taus.size):
+            for level, end in ((0.025, hi[a][k]), (0.975, lo[a][k])):
+                if abs(p[k] - level) > 0.012:  # clear of the threshold (Monte Carlo error ~0.004)
+                    assert end == float(p[k] > level), (a, taus[k], p[k], level, end)
+                    checked += 1
+    assert checked > 150
+
+
 # ---------------------------------------------------------------------------------------------
 # a suite of planted effects, end to end
 

@@ -193,6 +193,9 @@ def analyse_suite(name: str, studies: list[StoredStudy], *, alpha: float = 0.05,
     for arm in stats.ARMS:
         profiles[arm] = stats.performance_profile([c["gap"][arm] for c in comparisons],
                                                   taus).tolist()
+    bands = stats.profile_bands(tasks, taus)
+    profiles["ci"] = None if bands is None else {
+        arm: {"lo": lo.tolist(), "hi": hi.tolist()} for arm, (lo, hi) in bands.items()}
 
     def cost(rows: list[dict[str, Any]]) -> dict[str, Any]:
         counts = [(int(c["tuning"]["trials"]), int(c["tuning"]["good"] or 0)) for c in rows

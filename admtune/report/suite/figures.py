@@ -98,7 +98,11 @@ def profiles(suite: dict[str, Any]) -> Figure:
     n = len(suite["comparisons"])
     with plt.rc_context(RC), sns.axes_style("ticks", RC):
         fig, ax = plt.subplots(figsize=(FULL_WIDTH * 0.62, 2.3))
+        bands = p.get("ci") or {}
         for arm in ("adm", "tuned", "default"):
+            if arm in bands:
+                ax.fill_between(taus, bands[arm]["lo"], bands[arm]["hi"], step="post",
+                                color=ARM_COLOURS[arm], alpha=0.16, lw=0)
             ax.step(taus, p[arm], where="post", color=ARM_COLOURS[arm], label=ARM_WORDS[arm],
                     lw=1.6 if arm == "adm" else 1.2, ls="-" if arm != "default" else "--")
         ax.axvline(1.0, color="#999", lw=0.6, ls=":")
@@ -112,7 +116,9 @@ def profiles(suite: dict[str, Any]) -> Figure:
     return Figure(svg, "Performance profiles: for each arm, the fraction of comparisons in "
                        "which its mean is within τ margins of the best of the three arms' means "
                        "(at τ = 0: how often it is the best). Higher and further left is better; "
-                       "the dotted line marks one margin.")
+                       "the dotted line marks one margin."
+                       + (" Shaded: pointwise 95 % stratified bootstrap CI (seeds resampled "
+                          "within each comparison)." if p.get("ci") else ""))
 
 
 def deltas(suite: dict[str, Any]) -> Figure:

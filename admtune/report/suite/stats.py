@@ -172,6 +172,51 @@ def performance_profile(task_gaps: list[float], taus: np.ndarray) -> np.ndarray:
     return (g[None, :] <= np.asarray(taus, dtype=float)[:, None] + 1e-12).mean(axis=1)
 
 
+def _arm_means(s: np.ndarray) -> np.ndarray:
+    """Each arm's mean over its finished runs (NaN and −inf left out, as a study's arm mean);
+    NaN where an arm has none. ``s``: (arms, ..., seeds)."""
+    finite = np.isfinite(s)
+    count = finite.sum(axis=-1)
+    total = np.where(finite, s, 0.0).sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def profile_bands(tasks: list[Task], taus: np.ndarray, confidence: float = CONFIDENCE
+                  ) -> dict[str, tuple[np.ndarray, np.ndarray]] | None:
+    """Per arm, the pointwise stratified bootstrap CI of its performance profile ρ(τ): the seeds of
+    each task resampled within it (a seed's three arms together), each resample's arm means turned
+    into gaps to that resample's best arm, as :func:`gaps` does. None where a task has fewer than
+    two seeds (nothing to resample)."""
+    taus = np.asarray(taus, dtype=float)
+    if not tasks or any(t.stacked().shape[-1] < 2 for t in tasks):
+        return None
+    margins = np.array([float(t.margin) for t in tasks])
+
+    def statistic(*samples: np.ndarray, axis: int = -1) -> np.ndarray:
+        means = np.stack([_arm_means(s) for s in samples])           # (tasks, arms, ...)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)          # a task with no finished run
+            best = np.nanmax(means, axis=1, keepdims=True)
+        margin = margins.reshape((-1,) + (1,) * (means.ndim - 1))
+        g = np.where(np.isnan(means), np.inf, (best - means) / margin)
+        within = g[None] <= taus.reshape((-1,) + (1,) * g.ndim) + 1e-12
+        rho = within.mean(axis=1)                                    # (taus, arms, ...)
+        return np.swapaxes(rho, 0, 1).reshape((len(ARMS) * taus.size,) + rho.shape[2:])
+
+    samples = [t.stacked() for t in tasks]
+    point = statistic(*samples)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # degenerate resamples: the CI is the value
+        res = sps.bootstrap(tuple(samples), statistic, n_resamples=RESAMPLES, vectorized=True,
+                            paired=False, axis=-1, confidence_level=confidence,
+                            method="percentile", rng=np.random.default_rng(SEED))
+    lo = np.where(np.isnan(res.confidence_interval.low), point, res.confidence_interval.low)
+    hi = np.where(np.isnan(res.confidence_interval.high), point, res.confidence_interval.high)
+    lo, hi = lo.reshape(len(ARMS), taus.size), hi.reshape(len(ARMS), taus.size)
+    return {a: (lo[i], hi[i]) for i, a in enumerate(ARMS)}
+
+
 # ----------------------------------------------------------------------------------------------
 # Multiplicity
 
