@@ -30,6 +30,25 @@ def atomic_write(path: str | os.PathLike, data: str | bytes) -> None:
         raise
 
 
+SIGNIFICANT = 12  # the digits of the floats in summary.json and suite.json
+
+
+def round_floats(x: Any, significant: int = SIGNIFICANT) -> Any:
+    """Plain data with every float rounded to ``significant`` significant digits (NaN and ±inf
+    to None). The files a rebuild must reproduce byte for byte go through this: numpy's log and
+    exp take other SIMD paths on another CPU (AVX-512 against AVX2), which moves the last bits
+    of a float64, never the 12th digit."""
+    if isinstance(x, dict):
+        return {k: round_floats(v, significant) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [round_floats(v, significant) for v in x]
+    if hasattr(x, "item") and hasattr(x, "dtype") and getattr(x, "ndim", None) == 0:
+        x = x.item()  # a numpy scalar
+    if isinstance(x, float):
+        return float(f"{x:.{significant}g}") if math.isfinite(x) else None
+    return x
+
+
 def json_safe(x: Any) -> Any:
     """Plain JSON data: numpy scalars and arrays to Python, NaN and ±inf to None, tuples to lists,
     dict keys to str. JSON has no NaN, and a missing number reads better as null than as a string."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 
 from admtune.report import analyse, text
 from admtune.report.summary import BaselineSummary, CurveBand, Summary
+from admtune.util import round_floats
 from tests.report_fixtures import synthetic_study
 
 REPORT = Path(__file__).resolve().parents[1] / "admtune" / "report"
@@ -77,7 +79,24 @@ def test_summary_is_typed_and_its_json_is_analyse():
     assert sgd.adm is sgd.arms["adm"] and sgd.tuned.beta is not None
     assert sgd.curves and all(isinstance(a.band, CurveBand) for a in sgd.curves[0].arms if a.band)
     assert sgd.sensitivity.adm_val_mean == pytest.approx(sgd.tuning.adm_val_mean)
-    assert json.loads(summary.to_json()) == analyse(results) == summary.to_dict()
+    assert analyse(results) == summary.to_dict()
+    assert json.loads(summary.to_json()) == round_floats(summary.to_dict())
+    # every float of the file is its value to 12 significant digits, not a cruder one
+    floats = []
+
+    def walk(a, b):
+        if isinstance(a, dict):
+            for k in a:
+                walk(a[k], b[k])
+        elif isinstance(a, list):
+            for x, y in zip(a, b, strict=True):
+                walk(x, y)
+        elif isinstance(a, float):
+            floats.append((a, b))
+
+    walk(json.loads(summary.to_json()), summary.to_dict())
+    assert floats and all(math.isclose(a, b, rel_tol=5e-12, abs_tol=0) for a, b in floats)
+    assert any(a != b for a, b in floats)  # some were rounded
     assert list(summary.to_dict()["baselines"]["sgd"])[:5] == [
         "verdict", "reason", "adm", "tuned", "default"]
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from admtune.study.results import CORE_ARMS
-from admtune.util import json_safe
+from admtune.util import json_safe, round_floats
 
 Interval = tuple[float | None, float | None]
 
@@ -451,7 +451,7 @@ class Summary:
     progress: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The content of summary.json (plain JSON data)."""
+        """The content of summary.json (plain JSON data; the file rounds its floats, see to_json)."""
         return json_safe({
             "study": self.study, "metric": self.metric, "direction": self.direction,
             "margin": self.margin, "alpha": self.alpha, "fingerprint": self.fingerprint,
@@ -466,5 +466,7 @@ class Summary:
         })
 
     def to_json(self) -> str:
-        """summary.json's text."""
-        return json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
+        """summary.json's text: floats to 12 significant digits (:func:`admtune.util.round_floats`),
+        so a rebuild on another CPU gives the same file. The suite analysis works on
+        :meth:`to_dict`: rounded means would move the gaps between near-equal arms."""
+        return json.dumps(round_floats(self.to_dict()), indent=2, allow_nan=False) + "\n"

@@ -18,9 +18,8 @@ from admtune.report.suite import stats
 from admtune.report.verdict import VERDICTS, decide
 from admtune.study.results import StudyResults
 from admtune.study.suite import CORRECTIONS
-from admtune.util import mask
+from admtune.util import mask, round_floats
 
-SIGNIFICANT = 12  # suite.json's floats: a rebuild on another CPU rounds its last bits differently
 TAUS = 201        # points of the performance profiles
 
 NORMALISATION = (
@@ -49,18 +48,6 @@ class StoredStudy:
     results: StudyResults
     out_dir: Path
     storage: str
-
-
-def _round(x: Any) -> Any:
-    if isinstance(x, float):
-        return float(f"{x:.{SIGNIFICANT}g}") if math.isfinite(x) else None
-    if isinstance(x, dict):
-        return {k: _round(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_round(v) for v in x]
-    if isinstance(x, (np.floating, np.integer)):
-        return _round(x.item())
-    return x
 
 
 def _oriented_mean(mean: Any, direction: str) -> float | None:
@@ -230,7 +217,7 @@ def analyse_suite(name: str, studies: list[StoredStudy], *, alpha: float = 0.05,
         "verdict_counts": counts,
         "version": __version__,
     }
-    return _round(out)
+    return round_floats(out)
 
 
 def to_json(suite: dict[str, Any]) -> str:
