@@ -17,7 +17,7 @@ from statsmodels.stats.weightstats import ttost_paired
 from admtune.report import analyse, render_report, verdict_table, write_report
 from admtune.report.render import render_pdf_document
 from admtune.study.results import RUNS_COLUMNS
-from admtune.util import mask
+from admtune.util import mask, round_floats
 from tests.report_fixtures import synthetic_study
 
 EVIL = 'Tuning <script>alert("x")</script> & <b>bold</b> study'
@@ -37,7 +37,7 @@ def test_files_written_atomically(written):
     _, summary, out = written
     names = sorted(p.name for p in out.iterdir())
     assert names == ["report.html", "report.pdf", "runs.csv", "spec.toml", "summary.json"]  # no temp files
-    assert json.loads((out / "summary.json").read_text(encoding="utf-8")) == summary
+    assert json.loads((out / "summary.json").read_text(encoding="utf-8")) == round_floats(summary)
 
 
 def test_runs_csv_columns(written):
