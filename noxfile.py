@@ -20,7 +20,7 @@ def install(session: nox.Session, extras: str = "test") -> None:
 def tests(session: nox.Session) -> None:
     """The test suite (needs PostgreSQL on 127.0.0.1:5432 for the multi-worker tests)."""
     install(session)
-    session.run("pytest", "-q", *session.posargs)
+    session.run("pytest", "-q", "-n", "2", "--dist", "loadfile", *session.posargs)
 
 
 @nox.session

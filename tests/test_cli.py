@@ -123,10 +123,16 @@ def test_list_shows_local_and_packaged_suites_and_flags_a_broken_one(project):
     (project / "studies" / "suites" / "mine.toml").write_text(
         'description = "my toys"\n[[study]]\nspec = "toy"\n')
     (project / "studies" / "suites" / "broken.toml").write_text('[[study]]\nspec = "nope"\n')
-    r = CliRunner().invoke(app, ["list"], env={"COLUMNS": "200"})
+    r = invoke("list")
     assert r.exit_code == 0, r.output
-    suites = r.output.split("admtune suites", 1)[1]
-    rows = {line.split()[0]: line for line in suites.splitlines() if line.strip()}
+    suites = r.output.split("admtune suites", 1)[1].split("admtune suite NAME", 1)[0]
+    rows: dict[str, str] = {}
+    for line in suites.splitlines()[2:]:  # after the column headings
+        first = line.split()[0] if line.strip() else ""
+        if first in ("mine", "broken", "cpu", "gpu"):
+            key = first
+            rows[key] = ""
+        rows[key] += " " + line  # a wrapped cell continues on the next lines
     assert "toy" in rows["mine"] and "my toys" in rows["mine"]
     assert "quick" in rows["cpu"] and "mlp" in rows["cpu"]  # the bundled suite
     assert "invalid" in rows["broken"] and "nope" in rows["broken"]

@@ -356,7 +356,9 @@ def test_check_resumes_the_suite_and_gates_on_its_aggregate(planted_suite, tmp_p
     assert "OK all 4 expectations hold (suite planted" in result.output
     short = tmp_path / "short.toml"
     short.write_text("[suite]\nmax_loses = 0\n")
-    result = CliRunner().invoke(app, [*args, "--expect", str(short)])
+    # the suite.json the first check wrote (resuming the studies again would only take time)
+    result = CliRunner().invoke(app, ["check", suite_file, "--from", str(tmp_path / "suite"),
+                                      "--expect", str(short)])
     assert result.exit_code == 1, result.output
     assert "observed 1 suite-level 'loses' verdicts (worse/sgd)" in result.output
     assert trials() == before  # the finished studies were resumed: no new trial, no training
