@@ -241,6 +241,9 @@ def test_suite_holm_is_statsmodels_over_every_comparison(planted_suite):
     assert outcome.suite["multiplicity"]["tests"] == len(raw)
 
 
+# The committed cpu suite's byte-for-byte rebuild (below) and test_check_suite's "--from never
+# trains" cover the same in CI; this planted one, a minute on its own, runs with nox -s slow.
+@pytest.mark.slow
 def test_a_rebuild_from_storage_reproduces_suite_json_and_never_trains(planted_suite):
     root, outcome = planted_suite
     before = (outcome.out_dir / "suite.json").read_bytes()
