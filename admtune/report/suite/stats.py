@@ -21,8 +21,10 @@ rliable 1.2.0, on purpose:
 
 Cross-checked against rliable 1.2.0 in a side environment (pandas 2.3) on the committed cpu suite:
 the IQM, the mean, the pooled median and the probability of improvement agree to 2e-16, and
-their intervals, driven through rliable's resampler, agree within the bootstrap's own noise. The bootstrap is
-``scipy.stats.bootstrap`` with one sample per task (scipy resamples each sample on its own: that is
+their intervals, driven through rliable's resampler, agree within the bootstrap's own noise
+(``tools/rliable_crosscheck``).
+
+The bootstrap is ``scipy.stats.bootstrap`` with one sample per task (scipy resamples each sample on its own: that is
 the stratification), each sample holding the task's arms as rows so a resample keeps a seed's
 runs together (the pairing by seed). rliable itself is not used: its 1.2.0 requires ``arch < 8``,
 whose 7.x fails to import beside pandas 3 (see README, "Statistics across a suite").
@@ -96,16 +98,22 @@ def pair_probability(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         return np.where(pairs > 0, wins / np.maximum(pairs, 1), np.nan)
 
 
-def _bootstrap(samples: list[np.ndarray], statistic, confidence: float) -> Estimate:
-    point = float(statistic(*samples))
-    if not math.isfinite(point) or any(s.shape[-1] < 2 for s in samples):
-        return Estimate(point, math.nan, math.nan)
+def _percentile_interval(samples: list[np.ndarray], statistic, confidence: float
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """The stratified percentile bootstrap interval of ``statistic`` (a scalar or a vector)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # degenerate resamples (every run equal): CI = the value
         res = sps.bootstrap(tuple(samples), statistic, n_resamples=RESAMPLES, vectorized=True,
                             paired=False, axis=-1, confidence_level=confidence,
                             method="percentile", rng=np.random.default_rng(SEED))
-    lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    return res.confidence_interval.low, res.confidence_interval.high
+
+
+def _bootstrap(samples: list[np.ndarray], statistic, confidence: float) -> Estimate:
+    point = float(statistic(*samples))
+    if not math.isfinite(point) or any(s.shape[-1] < 2 for s in samples):
+        return Estimate(point, math.nan, math.nan)
+    lo, hi = (float(v) for v in _percentile_interval(samples, statistic, confidence))
     if math.isnan(lo) and math.isnan(hi):  # every resample the same value
         lo = hi = point
     return Estimate(point, lo, hi)
@@ -177,14 +185,15 @@ def gaps(means: dict[str, float], margin: float) -> dict[str, float]:
             for a, m in means.items()}
 
 
-def performance_profile(task_gaps: list[float], taus: np.ndarray) -> np.ndarray:
+def performance_profile(task_gaps, taus: np.ndarray) -> np.ndarray:
     """ρ(τ): the fraction of tasks whose gap to the best arm is at most τ (AlgoPerf's and Dolan &
     Moré's performance profile, with the gap in margins instead of a ratio: log-scale metrics such
-    as log10(f − f*) have no meaningful ratio)."""
+    as log10(f − f*) have no meaningful ratio). ``task_gaps``: (tasks, ...) → (taus, ...)."""
     g = np.asarray(task_gaps, dtype=float)
+    taus = np.asarray(taus, dtype=float)
     if g.size == 0:
         return np.full(len(taus), np.nan)
-    return (g[None, :] <= np.asarray(taus, dtype=float)[:, None] + 1e-12).mean(axis=1)
+    return (g[None] <= taus.reshape((-1,) + (1,) * g.ndim) + 1e-12).mean(axis=1)
 
 
 def _arm_means(s: np.ndarray) -> np.ndarray:
@@ -204,7 +213,8 @@ def profile_bands(tasks: list[Task], taus: np.ndarray, confidence: float = CONFI
     into gaps to that resample's best arm, as :func:`gaps` does. None where a task has fewer than
     two seeds (nothing to resample)."""
     taus = np.asarray(taus, dtype=float)
-    if not tasks or any(t.stacked().shape[-1] < 2 for t in tasks):
+    samples = [t.stacked() for t in tasks]
+    if not samples or any(s.shape[-1] < 2 for s in samples):
         return None
     margins = np.array([float(t.margin) for t in tasks])
 
@@ -215,20 +225,13 @@ def profile_bands(tasks: list[Task], taus: np.ndarray, confidence: float = CONFI
             best = np.nanmax(means, axis=1, keepdims=True)
         margin = margins.reshape((-1,) + (1,) * (means.ndim - 1))
         g = np.where(np.isnan(means), np.inf, (best - means) / margin)
-        within = g[None] <= taus.reshape((-1,) + (1,) * g.ndim) + 1e-12
-        rho = within.mean(axis=1)                                    # (taus, arms, ...)
+        rho = performance_profile(g, taus)                           # (taus, arms, ...)
         return np.swapaxes(rho, 0, 1).reshape((len(ARMS) * taus.size,) + rho.shape[2:])
 
-    samples = [t.stacked() for t in tasks]
     point = statistic(*samples)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # degenerate resamples: the CI is the value
-        res = sps.bootstrap(tuple(samples), statistic, n_resamples=RESAMPLES, vectorized=True,
-                            paired=False, axis=-1, confidence_level=confidence,
-                            method="percentile", rng=np.random.default_rng(SEED))
-    lo = np.where(np.isnan(res.confidence_interval.low), point, res.confidence_interval.low)
-    hi = np.where(np.isnan(res.confidence_interval.high), point, res.confidence_interval.high)
-    lo, hi = lo.reshape(len(ARMS), taus.size), hi.reshape(len(ARMS), taus.size)
+    lo, hi = _percentile_interval(samples, statistic, confidence)
+    lo = np.where(np.isnan(lo), point, lo).reshape(len(ARMS), taus.size)
+    hi = np.where(np.isnan(hi), point, hi).reshape(len(ARMS), taus.size)
     return {a: (lo[i], hi[i]) for i, a in enumerate(ARMS)}
 
 
