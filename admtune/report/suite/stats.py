@@ -24,10 +24,11 @@ the IQM, the mean, the pooled median and the probability of improvement agree to
 their intervals, driven through rliable's resampler, agree within the bootstrap's own noise
 (``tools/rliable_crosscheck``).
 
-The bootstrap is ``scipy.stats.bootstrap`` with one sample per task (scipy resamples each sample on its own: that is
-the stratification), each sample holding the task's arms as rows so a resample keeps a seed's
-runs together (the pairing by seed). rliable itself is not used: its 1.2.0 requires ``arch < 8``,
-whose 7.x fails to import beside pandas 3 (see README, "Statistics across a suite").
+The bootstrap is ``scipy.stats.bootstrap`` with one sample per task (scipy resamples each sample
+on its own: that is the stratification), each sample holding the task's arms as rows so a
+resample keeps a seed's runs together (the pairing by seed). rliable itself is not used: its
+1.2.0 requires ``arch < 8``, whose 7.x fails to import beside pandas 3 (see README, "Statistics
+across a suite").
 """
 
 from __future__ import annotations
